@@ -1,0 +1,45 @@
+# The two set-up commands: `make run` and `make test`. Both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 9000
+DATA_DIR ?= ./.relserver
+
+.PHONY: run test lint typecheck fmt check clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "relserver needs Python 3.11 or newer (PYTHON=$(PYTHON))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps re-run the install whenever pyproject.toml changes.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/python -m relserver --port $(PORT) --data-dir $(DATA_DIR)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff format --check relserver tests scripts
+	$(BIN)/ruff check relserver tests scripts
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+fmt: $(VENV)/.installed-test
+	$(BIN)/ruff format relserver tests scripts
+	$(BIN)/ruff check --fix relserver tests scripts
+
+check: test
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""Helpers every handler shares: JSON in and out, the scope declaration, path resolution."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from .. import service
+from ..errors import BadRequest, UnsupportedMediaType
+from ..keys import blobstore_key, config_key, store_key, token_key
+from ..models import Organization, Project, Release
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_SCOPES_ATTR = "_relserver_scopes"
+
+
+def requires(scope_map: Mapping[str, frozenset[str]]) -> Callable[[Handler], Handler]:
+    """Declare a handler as authenticated, with Sentry's per-method scope map."""
+
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, _SCOPES_ATTR, scope_map)
+        return handler
+
+    return mark
+
+
+def required_scopes(handler: Callable[..., Any]) -> Mapping[str, frozenset[str]] | None:
+    scopes: Mapping[str, frozenset[str]] | None = getattr(handler, _SCOPES_ATTR, None)
+    return scopes
+
+
+def dumps(data: Any) -> str:
+    """DRF's JSON renderer: compact separators, UTF-8 (not ASCII-escaped)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    # Exactly `application/json`, no charset parameter: what Sentry sends and sentry-cli checks.
+    return web.Response(
+        body=dumps(data).encode("utf-8"), status=status, content_type="application/json", headers=headers
+    )
+
+
+def backend(request: web.Request) -> service.Backend:
+    app = request.app
+    return service.Backend(config=app[config_key], store=app[store_key], blobstore=app[blobstore_key])
+
+
+async def read_data(request: web.Request) -> Any:
+    """A DRF-parsed body: JSON or a url-encoded form (a dict of lists for repeated keys)."""
+    if not request.body_exists:
+        return {}
+    media_type = request.content_type
+    raw = await request.read()
+    if media_type == "application/json":
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            # DRF's JSONParser: 'JSON parse error - <message>'.
+            raise BadRequest(f"JSON parse error - {exc}") from exc
+    if media_type == "application/x-www-form-urlencoded":
+        form: dict[str, Any] = {}
+        for key, value in parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True):
+            form.setdefault(key, []).append(value)
+        # Single-valued fields read as their last value, list fields as all (QueryDict).
+        return {k: v if k == "projects" else v[-1] for k, v in form.items()}
+    raise UnsupportedMediaType(request.headers.get("Content-Type", ""))
+
+
+async def organization(request: web.Request) -> Organization:
+    return await service.resolve_organization(backend(request), request[token_key], request.match_info["org"])
+
+
+async def organization_and_project(request: web.Request) -> tuple[Organization, Project | None]:
+    """The path's organization, and its project on project-scoped routes."""
+    org = await organization(request)
+    project_ref = request.match_info.get("project")
+    if project_ref is None:
+        return org, None
+    return org, await service.resolve_project(backend(request), org, project_ref)
+
+
+async def release_in_scope(request: web.Request) -> tuple[Organization, Release]:
+    org, project = await organization_and_project(request)
+    release = await service.get_release(backend(request), org, request.match_info["version"], project)
+    return org, release

@@ -1,0 +1,86 @@
+"""Middlewares, outermost first: request id → error shaping → authentication.
+
+Error shaping is the one place any failure becomes a response (DESIGN invariant 8).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from aiohttp import web
+
+from .. import auth
+from ..errors import APIError, NotAuthenticated
+from ..keys import request_id_key, store_key, token_key
+from .common import Handler, json_response, required_scopes
+
+log = logging.getLogger("relserver.api")
+
+API_PREFIX = "/api/0/"
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[request_id_key] = secrets.token_hex(16)
+    return await handler(request)
+
+
+def error_response(error: APIError) -> web.Response:
+    headers = {"WWW-Authenticate": auth.WWW_AUTHENTICATE} if isinstance(error, NotAuthenticated) else None
+    if error.body is None:
+        return web.Response(status=error.status, headers=headers)
+    return json_response(error.body, status=error.status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except APIError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        return _from_http_exception(request, exc)
+    except Exception:
+        error_id = request[request_id_key]
+        log.exception("internal error on %s %s (errorId %s)", request.method, request.path, error_id)
+        # api/base.py: unhandled errors answer this body.
+        return json_response({"detail": "Internal Error", "errorId": error_id}, status=500)
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
+    """aiohttp's own 404/405/413 get Sentry's shapes; other HTTP exceptions pass unchanged."""
+    if exc.status == 404:
+        # DESIGN D6: unknown calls answer Sentry's bare 404 and leave one line in the log.
+        if request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/"):
+            log.warning(
+                "unimplemented API call: %s %s%s",
+                request.method,
+                request.path,
+                f"?{request.query_string}" if request.query_string else "",
+            )
+        return web.Response(status=404)
+    if exc.status == 405:
+        # DRF's MethodNotAllowed message.
+        return json_response({"detail": f'Method "{request.method}" not allowed.'}, status=405)
+    if exc.status == 413:
+        return json_response({"detail": exc.text or "Request body too large"}, status=413)
+    raise exc
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate and check scopes before any object in the path is looked up (Sentry's order)."""
+    match_info = request.match_info
+    scope_map = required_scopes(match_info.handler) if match_info.http_exception is None else None
+    if scope_map is None:
+        return await handler(request)
+    raw = auth.bearer_token(request.headers.get("Authorization"))
+    if raw is None:
+        raise NotAuthenticated(auth.NOT_PROVIDED)
+    token = await request.app[store_key].get_token(auth.hash_token(raw))
+    if token is None or token.revoked:
+        raise auth.invalid_token_error(raw)
+    auth.check_scopes(token, request.method, scope_map)
+    request[token_key] = token
+    return await handler(request)

@@ -1,0 +1,72 @@
+"""`create_app(config)`: state keys, the storage lifecycle, middlewares and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .api import setup_routes
+from .api.middleware import auth_middleware, error_middleware, request_id_middleware
+from .blobstore import BlobStore, SweepReport
+from .config import Config
+from .keys import blobstore_key, config_key, store_key
+from .service import bootstrap_tokens
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StartupReport:
+    """What start-up did, for the banner."""
+
+    sweep: SweepReport
+    # The admin token minted on this start (first start with no tokens), shown once.
+    new_admin_token: str | None
+
+
+startup_key = web.AppKey("startup", StartupReport)
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the store and blob store, sweep leftovers, make sure a token exists; close on exit."""
+    config = app[config_key]
+    blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+    await asyncio.to_thread(blobstore.prepare)
+    store = Store(config.db_path, fsync=config.fsync)
+    await store.open()
+    try:
+        # Nothing is being uploaded yet, so every temp file and every unreferenced blob is a
+        # leftover of a crash or a delete interrupted mid-way (DESIGN invariant 1).
+        referenced = await store.prune_blob_rows()
+        sweep = await asyncio.to_thread(blobstore.sweep, referenced)
+        if sweep.temp_files or sweep.orphan_blobs:
+            log.info(
+                "start-up sweep removed %d temp file(s) and %d unreferenced blob(s)",
+                sweep.temp_files,
+                sweep.orphan_blobs,
+            )
+        new_token = await bootstrap_tokens(store, config)
+        app[store_key] = store
+        app[blobstore_key] = blobstore
+        app[startup_key] = StartupReport(sweep=sweep, new_admin_token=new_token)
+        yield
+    finally:
+        await store.close()
+
+
+def create_app(config: Config) -> web.Application:
+    """Build the application; all I/O happens later, in `storage_ctx`."""
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        # JSON bodies are read whole; uploads stream and enforce their own limits.
+        client_max_size=config.max_field_size,
+    )
+    app[config_key] = config
+    app.cleanup_ctx.append(storage_ctx)
+    setup_routes(app)
+    return app

@@ -1,0 +1,148 @@
+"""Content-addressed bytes on disk: temp file → fsync → rename to blobs/ab/cd/<sha1>.
+
+Every method here blocks (it does file I/O and hashing) and is meant to run in a worker
+thread; the async callers hop with `asyncio.to_thread`. Knows nothing of HTTP or SQL.
+Client strings never become paths: temp names are random and blob names are the sha1 the
+server computed (DESIGN invariant 6).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .models import StoredBlob
+
+log = logging.getLogger(__name__)
+
+_SHA1_HEX = re.compile(r"[0-9a-f]{40}")
+TEMP_PREFIX = "upload-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class TempBlob:
+    """One file being received: bytes are hashed and written as they arrive."""
+
+    def __init__(self, tmp_dir: Path, *, fsync: bool) -> None:
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=TEMP_PREFIX, suffix=".part")
+        self.path = Path(name)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._fsync = fsync
+        self._hash = hashlib.sha1()  # noqa: S324 -- Sentry identifies files by sha1
+        self.size = 0
+        # Set once the file has been renamed into the store or removed: nothing left to clean.
+        self.consumed = False
+
+    def write(self, data: bytes) -> None:
+        """Hash and append one batch (blocking)."""
+        self._hash.update(data)
+        self._file.write(data)
+        self.size += len(data)
+
+    def finish(self) -> StoredBlob:
+        """Flush and fsync the bytes; the temp file stays until `BlobStore.commit`."""
+        self._file.flush()
+        if self._fsync:
+            os.fsync(self._file.fileno())
+        self._file.close()
+        return StoredBlob(sha1=self._hash.hexdigest(), size=self.size)
+
+    def discard(self) -> None:
+        """Close and remove the temp file; safe to call more than once."""
+        self.consumed = True
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    temp_files: int
+    orphan_blobs: int
+
+
+class BlobStore:
+    """Files under `blob_dir`, named by their sha1, plus a private `tmp_dir` on the same disk."""
+
+    def __init__(self, blob_dir: Path, tmp_dir: Path, *, fsync: bool) -> None:
+        self.blob_dir = blob_dir
+        self.tmp_dir = tmp_dir
+        self.fsync = fsync
+
+    def prepare(self) -> None:
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sha1: str) -> Path:
+        if not _SHA1_HEX.fullmatch(sha1):
+            raise ValueError(f"not a sha1: {sha1!r}")
+        return self.blob_dir / sha1[:2] / sha1[2:4] / sha1
+
+    def new_temp(self) -> TempBlob:
+        return TempBlob(self.tmp_dir, fsync=self.fsync)
+
+    def commit(self, temp: TempBlob, blob: StoredBlob) -> None:
+        """Move a finished temp file to its content address, durably; dedups by name."""
+        final = self.path_for(blob.sha1)
+        if final.exists():
+            # Same sha1, same bytes: the copy already there was fsync'd before its rename.
+            temp.discard()
+            return
+        self._make_dirs(final.parent)
+        os.replace(temp.path, final)
+        temp.consumed = True
+        if self.fsync:
+            _fsync_dir(final.parent)
+
+    def _make_dirs(self, directory: Path) -> None:
+        missing = []
+        while not directory.exists():
+            missing.append(directory)
+            directory = directory.parent
+        for d in reversed(missing):
+            d.mkdir(exist_ok=True)
+            if self.fsync:
+                _fsync_dir(d.parent)
+
+    def exists(self, sha1: str) -> bool:
+        return self.path_for(sha1).exists()
+
+    def delete(self, sha1: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path_for(sha1).unlink()
+
+    def stored_sha1s(self) -> set[str]:
+        """Every blob name on disk (a full directory walk; start-up and vacuum only)."""
+        found = set()
+        for path in self.blob_dir.glob("*/*/*"):
+            if _SHA1_HEX.fullmatch(path.name) and path.parent.parent.parent == self.blob_dir:
+                found.add(path.name)
+        return found
+
+    def sweep(self, referenced: set[str]) -> SweepReport:
+        """Remove every temp file and every blob no row references (DESIGN invariant 1)."""
+        temp_files = 0
+        for path in self.tmp_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                temp_files += 1
+        orphans = 0
+        for sha1 in self.stored_sha1s() - referenced:
+            self.delete(sha1)
+            orphans += 1
+        return SweepReport(temp_files=temp_files, orphan_blobs=orphans)

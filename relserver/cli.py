@@ -1,0 +1,374 @@
+"""The command line: `relserver [serve] …`, `relserver token …`, `relserver project …`.
+
+Every serve flag has a RELSERVER_* environment twin; a flag beats the environment, the
+environment beats the default. No SQL here: commands go through the store's methods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__, auth, sentry
+from .app import create_app, startup_key
+from .config import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    LOG_LEVELS,
+    MAX_FILE_SIZE,
+    Config,
+    GiB,
+    KiB,
+    MiB,
+)
+from .store import Store
+
+log = logging.getLogger("relserver")
+
+ENV_PREFIX = "RELSERVER_"
+# Seconds in-flight requests get to finish after SIGTERM/SIGINT before connections are closed.
+SHUTDOWN_TIMEOUT = 10.0
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
+
+_SIZE = re.compile(r"(?i)\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*")
+_UNITS = {"": 1, "b": 1, "k": KiB, "kb": 1000, "kib": KiB, "m": MiB, "mb": 1000**2, "mib": MiB}
+_UNITS |= {"g": GiB, "gb": 1000**3, "gib": GiB}
+
+
+def parse_size(text: str) -> int:
+    """`1048576`, `512KiB`, `10MB`, `2GiB` → bytes."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 1048576, 512KiB, 10MB or 2GiB)")
+    return int(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+
+
+def parse_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r} (0 to 65535; 0 picks a free one)")
+    return port
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r} (use 1/0, true/false)")
+
+
+class _EnvDefault:
+    """Reads one RELSERVER_* variable for a flag's default, reporting bad values like argparse."""
+
+    def __init__(self, parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+        self.parser = parser
+        self.environ = environ
+
+    def __call__(self, name: str, convert: Callable[[str], Any], default: Any) -> Any:
+        raw = self.environ.get(ENV_PREFIX + name)
+        if raw is None:
+            return default
+        try:
+            return convert(raw)
+        except argparse.ArgumentTypeError as exc:
+            self.parser.error(f"{ENV_PREFIX}{name}: {exc}")
+
+
+def _add_data_dir(parser: argparse.ArgumentParser, env: _EnvDefault) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=env("DATA_DIR", Path, DEFAULT_DATA_DIR),
+        help="where the SQLite database, blobs and admin token live (env RELSERVER_DATA_DIR; default %(default)s)",
+    )
+
+
+def serve_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relserver",
+        description=(
+            "Serve Sentry's release-artifact API: sentry-cli, the bundler plugins and curl can "
+            "create releases and upload files to it, and you can inspect what they sent."
+        ),
+        epilog=(
+            "other commands:\n"
+            "  relserver token create|list|revoke   manage API tokens (relserver token --help)\n"
+            "  relserver project create ORG PROJECT  provision a project (for --no-auto-create)\n\n"
+            "Every option can also be set through the environment variable named after it.\n"
+            "Quick start: relserver --port 9000, then upload with the printed token, e.g.\n"
+            "  sentry-cli --url http://127.0.0.1:9000 --auth-token TOKEN -o acme -p web releases new 1.0"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    env = _EnvDefault(parser, environ)
+    parser.add_argument("--version", action="version", version=f"relserver {__version__}")
+    parser.add_argument(
+        "--host",
+        default=env("HOST", str, DEFAULT_HOST),
+        help="address to bind (env RELSERVER_HOST; default %(default)s; 0.0.0.0 for every interface)",
+    )
+    parser.add_argument(
+        "--port",
+        type=parse_port,
+        default=env("PORT", parse_port, DEFAULT_PORT),
+        help="port to listen on, 0 for a free one; the banner prints the real URL "
+        "(env RELSERVER_PORT; default %(default)s)",
+    )
+    _add_data_dir(parser, env)
+    parser.add_argument(
+        "--max-file-size",
+        type=parse_size,
+        default=env("MAX_FILE_SIZE", parse_size, MAX_FILE_SIZE),
+        metavar="SIZE",
+        help="largest uploaded file, e.g. 100MiB; larger ones get a 413 "
+        "(env RELSERVER_MAX_FILE_SIZE; default 2GiB, Sentry's own limit)",
+    )
+    parser.add_argument(
+        "--token",
+        default=env("TOKEN", str, None),
+        help="also accept this bearer token, with admin scopes; for CI and scripts "
+        "(env RELSERVER_TOKEN). Without any token, the first start mints one.",
+    )
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        default=env("NO_FSYNC", parse_bool, False),
+        help="skip fsync on blobs and SQLite commits: faster, but a power loss may lose "
+        "acknowledged uploads; for tests and throwaway mocks (env RELSERVER_NO_FSYNC=1)",
+    )
+    parser.add_argument(
+        "--no-auto-create",
+        action="store_true",
+        default=env("NO_AUTO_CREATE", parse_bool, False),
+        help="answer 404 for unknown organizations and projects instead of creating them on "
+        "first use, as Sentry does (env RELSERVER_NO_AUTO_CREATE=1)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=env("LOG_LEVEL", str.lower, "info"),
+        help="log verbosity; info logs one line per request (env RELSERVER_LOG_LEVEL; default %(default)s)",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        max_file_size=args.max_file_size,
+        token=args.token or None,
+        fsync=not args.no_fsync,
+        auto_create=not args.no_auto_create,
+        log_level=args.log_level,
+    )
+
+
+def admin_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relserver", description="Administer a relserver data dir.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    token = commands.add_parser("token", help="manage API tokens", description="Manage API tokens.")
+    token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = token_commands.add_parser(
+        "create",
+        help="mint a token and print it (once)",
+        description="Mint a bearer token; it is printed once and stored only as a hash.",
+    )
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=sorted(auth.KNOWN_SCOPES),
+        metavar="SCOPE",
+        help="a Sentry scope, repeatable (default: project:releases and org:read). "
+        f"Known: {', '.join(sorted(auth.KNOWN_SCOPES))}",
+    )
+    create.add_argument("--org", help="bind the token to this organization slug; other orgs answer 403")
+    create.add_argument("--label", default="", help="a note to recognise the token by in `token list`")
+    create.add_argument(
+        "--org-token",
+        action="store_true",
+        help="mint a Sentry org auth token (sntrys_…, scope org:ci) carrying --url and --org, so "
+        "sentry-cli needs neither --url nor --org",
+    )
+    create.add_argument("--url", help="with --org-token: the server URL clients should use")
+    env_create = _EnvDefault(create, environ)
+    _add_data_dir(create, env_create)
+
+    listing = token_commands.add_parser("list", help="list tokens (never their secrets)")
+    _add_data_dir(listing, _EnvDefault(listing, environ))
+    revoke = token_commands.add_parser("revoke", help="revoke a token by the id `token list` shows")
+    revoke.add_argument("id", type=int)
+    _add_data_dir(revoke, _EnvDefault(revoke, environ))
+
+    project = commands.add_parser("project", help="provision projects", description="Provision projects.")
+    project_commands = project.add_subparsers(dest="action", required=True, metavar="ACTION")
+    project_create = project_commands.add_parser(
+        "create", help="create an organization and project (needed with --no-auto-create)"
+    )
+    project_create.add_argument("org")
+    project_create.add_argument("project")
+    _add_data_dir(project_create, _EnvDefault(project_create, environ))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    if argv and argv[0] in ("token", "project"):
+        args = admin_parser(environ).parse_args(argv)
+        return asyncio.run(_admin(args))
+    if argv and argv[0] == "serve":
+        argv = argv[1:]
+    config = config_from_args(serve_parser(environ).parse_args(argv))
+    configure_logging(config.log_level)
+    try:
+        asyncio.run(serve(config))
+    except StartupError as exc:
+        print(f"relserver: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+class StartupError(Exception):
+    pass
+
+
+def base_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGINT or SIGTERM, then let in-flight requests finish (bounded)."""
+    app = create_app(config)
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("relserver.access"),
+        access_log_format=ACCESS_LOG_FORMAT,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+    try:
+        await runner.setup()
+    except (OSError, RuntimeError) as exc:
+        raise StartupError(f"cannot open {config.data_dir}: {exc}") from exc
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
+        print_banner(config, base_url(config.host, site.port), app[startup_key].new_admin_token)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+
+
+def print_banner(config: Config, url: str, new_token: str | None) -> None:
+    data_dir = config.data_dir.resolve()
+    lines = [f"relserver {__version__} listening on {url}", f"  data dir:    {data_dir}"]
+    if new_token:
+        lines.append(f"  admin token: {new_token}")
+        lines.append(f"               (shown once; also saved to {config.admin_token_path.resolve()})")
+    elif config.token:
+        lines.append("  admin token: the one given by --token / RELSERVER_TOKEN")
+    elif config.admin_token_path.exists():
+        lines.append(f"  admin token: in {config.admin_token_path.resolve()}")
+    else:
+        lines.append("  admin token: none on disk; mint one with `relserver token create`")
+    lines.append(f"  try:         sentry-cli --url {url} --auth-token TOKEN -o ORG -p PROJECT releases new 1.0")
+    print("\n".join(lines), flush=True)
+
+
+async def _admin(args: argparse.Namespace) -> int:
+    config = Config(data_dir=args.data_dir)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    async with Store(config.db_path) as store:
+        if args.command == "project":
+            return await _project_create(store, args)
+        if args.action == "create":
+            return await _token_create(store, args)
+        if args.action == "list":
+            return await _token_list(store)
+        return await _token_revoke(store, args.id)
+
+
+async def _token_create(store: Store, args: argparse.Namespace) -> int:
+    if args.org_token:
+        if not args.org or not args.url:
+            print("relserver: --org-token needs --org and --url", file=sys.stderr)
+            return 2
+        token = auth.new_org_token(url=args.url.rstrip("/"), org=args.org)
+        scopes = frozenset(args.scope or ()) | auth.ORG_TOKEN_SCOPES
+    else:
+        token = auth.new_user_token()
+        scopes = frozenset(args.scope or ("project:releases", "org:read"))
+    await store.insert_token(
+        token_hash=auth.hash_token(token),
+        label=args.label,
+        scopes=scopes,
+        organization=args.org,
+        kind=auth.token_kind(token),
+        last_characters=token[-4:],
+    )
+    print(token)
+    return 0
+
+
+async def _token_list(store: Store) -> int:
+    print(f"{'id':>4}  {'kind':4}  {'ends':6}  {'org':12}  {'state':8}  {'label':24}  scopes")
+    for t in await store.list_tokens():
+        state = "revoked" if t.revoked else "active"
+        print(
+            f"{t.id:>4}  {t.kind:4}  …{t.last_characters:5}  {t.organization or '*':12}  {state:8}  "
+            f"{t.label[:24]:24}  {' '.join(sorted(t.scopes))}"
+        )
+    return 0
+
+
+async def _token_revoke(store: Store, token_id: int) -> int:
+    if await store.revoke_token(token_id):
+        print(f"revoked token {token_id}")
+        return 0
+    print(f"relserver: no active token with id {token_id}", file=sys.stderr)
+    return 1
+
+
+async def _project_create(store: Store, args: argparse.Namespace) -> int:
+    if not sentry.is_valid_org_slug(args.org) or not sentry.is_valid_project_slug(args.project):
+        print("relserver: not a valid Sentry organization or project slug", file=sys.stderr)
+        return 2
+    org = await store.ensure_organization(args.org)
+    (project,) = await store.ensure_projects(org.id, [args.project])
+    print(f"{org.slug}/{project.slug}")
+    return 0

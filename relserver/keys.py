@@ -1,0 +1,19 @@
+"""Typed keys for application and request state; the one place they are declared."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .blobstore import BlobStore
+from .config import Config
+from .models import Token
+from .store import Store
+
+config_key = web.AppKey("config", Config)
+store_key = web.AppKey("store", Store)
+blobstore_key = web.AppKey("blobstore", BlobStore)
+
+# The authenticated token of the request, set by the auth middleware on API routes.
+token_key = web.RequestKey("token", Token)
+# A short random id for log lines and the `errorId` of a 500.
+request_id_key = web.RequestKey("request_id", str)

@@ -1,0 +1,74 @@
+"""Plain records the store returns and the wire layer serializes. No behaviour, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: int
+    slug: str
+    name: str
+    date_created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    organization_id: int
+    slug: str
+    name: str
+    platform: str | None
+    date_created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    id: int
+    organization_id: int
+    version: str
+    status: str
+    ref: str | None
+    url: str | None
+    user_agent: str | None
+    date_created: datetime
+    date_released: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseFile:
+    id: int
+    release_id: int
+    name: str
+    dist: str | None
+    headers: dict[str, str]
+    size: int
+    sha1: str
+    date_created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    label: str
+    scopes: frozenset[str]
+    # Slug of the only organization the token may touch; None for unbound tokens.
+    organization: str | None
+    kind: str  # "user" (sntryu_…) or "org" (sntrys_…)
+    last_characters: str
+    date_created: datetime
+    date_revoked: datetime | None = field(default=None)
+
+    @property
+    def revoked(self) -> bool:
+        return self.date_revoked is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A file that has been written, hashed and fsync'd into a temp file, not yet committed."""
+
+    sha1: str
+    size: int

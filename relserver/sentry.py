@@ -1,0 +1,264 @@
+"""Everything that exists only to match Sentry's wire format. Pure functions: no I/O.
+
+Each rule names the Sentry source it reproduces; the facts are collected in the project's
+Sentry API notes (release files, releases, auth).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import BadRequest
+from .models import Project, Release, ReleaseFile
+
+# --- messages clients compare byte for byte -------------------------------------------------
+
+# releases/endpoints/project_release_files.py (newest), in the order the endpoint checks them.
+MISSING_FILE = "Missing uploaded file"
+NAME_REQUIRED = "File name must be specified"
+NAME_SPECIAL_WHITESPACE = "File name must not contain special whitespace characters"
+HEADER_FORMAT = "header value was not formatted correctly"
+HEADER_SPECIAL_WHITESPACE = "header value must not contain special whitespace characters"
+FILE_EXISTS = "A file matching this name already exists for the given release"
+
+# DRF field error messages (rest_framework/fields.py), used by Sentry's serializers.
+FIELD_REQUIRED = "This field is required."
+FIELD_BLANK = "This field may not be blank."
+FIELD_NULL = "This field may not be null."
+FIELD_NOT_STRING = "Not a valid string."
+
+# Sentry's release version length (models/release.py DB_VERSION_LENGTH).
+MAX_VERSION_LENGTH = 200
+# Sentry's Distribution.name is a CharField(max_length=64) (models/distribution.py).
+MAX_DIST_LENGTH = 64
+
+# Sentry's `_filename_re` (project_release_files.py): special whitespace and backslash.
+_SPECIAL_WHITESPACE = re.compile(r"[\n\t\r\f\v\\]")
+# Sentry's BAD_RELEASE_CHARS (constants.py): "\r\n\f\x0c\t/\\".
+_BAD_RELEASE_CHARS = frozenset("\r\n\f\x0c\t/\\")
+
+
+def format_datetime(value: datetime) -> str:
+    """ISO 8601 with six fractional digits and `Z`, the form every Sentry era's clients parse."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def release_file_ident(name: str, dist: str | None) -> str:
+    """Sentry's ReleaseFile.ident: sha1 of the name, with `\\0\\0dist` appended when there is one."""
+    # models/releasefile.py: ReleaseFile.get_ident
+    if dist:
+        name = f"{name}\x00\x00{dist}"
+    return hashlib.sha1(name.encode("utf-8")).hexdigest()  # noqa: S324 -- Sentry's ident, not security
+
+
+def has_special_whitespace(value: str) -> bool:
+    return _SPECIAL_WHITESPACE.search(value) is not None
+
+
+def parse_header_fields(content_type: str, values: Iterable[str]) -> dict[str, str]:
+    """Build the stored headers from the part's type and the repeated `header` fields.
+
+    Sentry starts from {"Content-Type": <part type>}, then splits every value at the first
+    colon, keeps the key as given and strips the value; a later key overwrites an earlier one
+    in place (a dict update), so order of first appearance is kept.
+    """
+    headers = {"Content-Type": content_type}
+    for raw in values:
+        key, sep, value = raw.partition(":")
+        if not sep:
+            raise BadRequest(HEADER_FORMAT)
+        if has_special_whitespace(value):
+            raise BadRequest(HEADER_SPECIAL_WHITESPACE)
+        headers[key] = value.strip()
+    return headers
+
+
+def validate_file_name(full_name: str) -> None:
+    """Sentry's checks on a release file's name, in its order."""
+    if not full_name or full_name == "file":
+        raise BadRequest(NAME_REQUIRED)
+    # Only the basename is checked (project_release_files.py), so a tab in the host passes.
+    if has_special_whitespace(full_name.rsplit("/", 1)[-1]):
+        raise BadRequest(NAME_SPECIAL_WHITESPACE)
+
+
+def validate_dist(dist: str) -> None:
+    """Sentry would fail with a 500 on a dist over 64 characters; we say why instead."""
+    if len(dist) > MAX_DIST_LENGTH:
+        raise BadRequest(f"dist must be at most {MAX_DIST_LENGTH} characters")
+
+
+def is_valid_version(version: str) -> bool:
+    """Sentry's Release.is_valid_version (models/release.py, newest rules)."""
+    if any(c in _BAD_RELEASE_CHARS for c in version):
+        return False
+    stripped = version.strip()
+    return stripped not in ("", ".", "..") and stripped.lower() != "latest"
+
+
+def string_field(
+    data: dict[str, Any], key: str, errors: dict[str, list[str]], *, max_length: int | None = None
+) -> str | None:
+    """DRF CharField(required=True, trim_whitespace=False) semantics for one key."""
+    if key not in data:
+        errors[key] = [FIELD_REQUIRED]
+        return None
+    value = data[key]
+    if value is None:
+        errors[key] = [FIELD_NULL]
+        return None
+    # DRF's CharField turns numbers into strings and refuses everything else.
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        errors[key] = [FIELD_NOT_STRING]
+        return None
+    value = str(value)
+    if value == "":
+        errors[key] = [FIELD_BLANK]
+        return None
+    if max_length is not None and len(value) > max_length:
+        errors[key] = [f"Ensure this field has no more than {max_length} characters."]
+        return None
+    return value
+
+
+def validate_version_field(data: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
+    """The `version` field of Sentry's release serializers (api/serializers/rest_framework/release.py)."""
+    version = string_field(data, "version", errors, max_length=MAX_VERSION_LENGTH)
+    if version is not None and not is_valid_version(version):
+        errors["version"] = [f"Release with name {version} is not allowed"]
+        return None
+    return version
+
+
+def expect_object(data: Any) -> dict[str, Any]:
+    """DRF's serializer refuses a body that is not a JSON object with this non-field error."""
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "NoneType"
+        raise BadRequest({"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]})
+    return data
+
+
+# --- JSON shapes ----------------------------------------------------------------------------
+
+
+def release_file_json(rf: ReleaseFile) -> dict[str, Any]:
+    """The seven keys of Sentry's ReleaseFileSerializer; `id` is a string in every era."""
+    return {
+        "id": str(rf.id),
+        "name": rf.name,
+        "dist": rf.dist,
+        "headers": rf.headers,
+        "size": rf.size,
+        "sha1": rf.sha1,
+        "dateCreated": format_datetime(rf.date_created),
+    }
+
+
+_SEMVER = re.compile(
+    r"^(?P<major>0|[1-9]\d*)(?:\.(?P<minor>0|[1-9]\d*))?(?:\.(?P<patch>0|[1-9]\d*))?"
+    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+(?P<build>[0-9A-Za-z.-]+))?$"
+)
+# sentry-release-parser: a build hash is hex of one of these lengths.
+_HASH_LENGTHS = frozenset((12, 16, 20, 32, 40, 64))
+
+
+def _build_hash(value: str | None) -> str | None:
+    if value and len(value) in _HASH_LENGTHS and re.fullmatch(r"[0-9a-fA-F]+", value):
+        return value.lower()
+    return None
+
+
+def version_info(version: str) -> dict[str, Any] | None:
+    """Sentry's expose_version_info over sentry-release-parser (`package@version+build`)."""
+    if not is_valid_version(version):
+        return None
+    package, at, rest = version.partition("@")
+    match = _SEMVER.match(rest) if at and package and rest and not _build_hash(rest) else None
+    if match is None:
+        # Not `package@semver`: the raw string, and a hash if the version part is one.
+        build_hash = _build_hash(rest if at else version)
+        return {
+            "package": package if at and package else None,
+            "version": {"raw": rest if at and package else version},
+            "description": build_hash[:12] if build_hash else version,
+            "buildHash": build_hash,
+        }
+    build = match.group("build")
+    build_hash = _build_hash(build)
+    label = build_hash[:12] if build_hash else build
+    base = rest.split("+", 1)[0]
+    return {
+        "package": package,
+        "version": {
+            "raw": rest,
+            "major": int(match.group("major")),
+            "minor": int(match.group("minor") or 0),
+            "patch": int(match.group("patch") or 0),
+            "pre": match.group("pre"),
+            "buildCode": build,
+            "components": sum(match.group(g) is not None for g in ("major", "minor", "patch")),
+        },
+        "description": f"{base} ({label})" if label else base,
+        "buildHash": build_hash,
+    }
+
+
+def project_json(project: Project) -> dict[str, Any]:
+    """An entry of a release's `projects` list (api/serializers/models/release.py)."""
+    return {
+        "id": project.id,
+        "slug": project.slug,
+        "name": project.name,
+        "newGroups": 0,
+        "platform": project.platform,
+        "platforms": [project.platform] if project.platform else [],
+        "hasHealthData": False,
+    }
+
+
+def release_json(release: Release, projects: Iterable[Project]) -> dict[str, Any]:
+    """Sentry's release JSON (§7.4) with what relserver tracks filled in and empty defaults."""
+    return {
+        "id": release.id,
+        "version": release.version,
+        "status": release.status,
+        "shortVersion": release.version,
+        "versionInfo": version_info(release.version),
+        "ref": release.ref,
+        "url": release.url,
+        "dateReleased": format_datetime(release.date_released) if release.date_released else None,
+        "dateCreated": format_datetime(release.date_created),
+        "data": {},
+        "newGroups": 0,
+        "owner": None,
+        "commitCount": 0,
+        "lastCommit": None,
+        "deployCount": 0,
+        "lastDeploy": None,
+        "authors": [],
+        "projects": [project_json(p) for p in projects],
+        "firstEvent": None,
+        "lastEvent": None,
+        "currentProjectMeta": {},
+        "userAgent": release.user_agent,
+    }
+
+
+# --- slugs ----------------------------------------------------------------------------------
+
+# slug/patterns.py: ORG_SLUG_PATTERN and MIXED_SLUG_PATTERN; db/models/fields/slug.py: 50 chars.
+_ORG_SLUG = re.compile(r"(?![0-9]+$)[a-zA-Z0-9][a-zA-Z0-9-]*(?<!-)")
+_PROJECT_SLUG = re.compile(r"(?![0-9]+$)[a-z0-9_\-]+")
+MAX_SLUG_LENGTH = 50
+
+
+def is_valid_org_slug(slug: str) -> bool:
+    return len(slug) <= MAX_SLUG_LENGTH and _ORG_SLUG.fullmatch(slug) is not None
+
+
+def is_valid_project_slug(slug: str) -> bool:
+    return len(slug) <= MAX_SLUG_LENGTH and _PROJECT_SLUG.fullmatch(slug) is not None

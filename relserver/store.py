@@ -1,0 +1,593 @@
+"""SQLite persistence: schema, migrations, and every query relserver runs.
+
+One writer: every write goes through `_write()`, which holds an asyncio lock and a
+`BEGIN IMMEDIATE` transaction on the writer connection (DESIGN invariant 5); a transaction
+spanning several awaits would otherwise interleave with another coroutine's statements.
+Reads use a second connection and run beside writes thanks to WAL. Returns records from
+`models`, raises the plain exceptions below; knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .models import Organization, Project, Release, ReleaseFile, StoredBlob, Token
+
+log = logging.getLogger(__name__)
+
+
+class DuplicateReleaseFile(Exception):
+    """A release file with this (release, name, dist) — Sentry's ident — already exists."""
+
+
+# Each entry is one migration; PRAGMA user_version records how many have run.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE organizations (
+        id INTEGER PRIMARY KEY,
+        slug TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        date_created TEXT NOT NULL
+    );
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        slug TEXT NOT NULL,
+        name TEXT NOT NULL,
+        platform TEXT,
+        date_created TEXT NOT NULL,
+        UNIQUE (organization_id, slug)
+    );
+    CREATE TABLE releases (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        ref TEXT,
+        url TEXT,
+        user_agent TEXT,
+        date_created TEXT NOT NULL,
+        date_released TEXT,
+        UNIQUE (organization_id, version)
+    );
+    CREATE TABLE release_projects (
+        release_id INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        PRIMARY KEY (release_id, project_id)
+    );
+    CREATE INDEX release_projects_by_project ON release_projects (project_id);
+    CREATE TABLE dists (
+        id INTEGER PRIMARY KEY,
+        release_id INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        date_created TEXT NOT NULL,
+        UNIQUE (release_id, name)
+    );
+    CREATE TABLE blobs (
+        sha1 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        date_created TEXT NOT NULL
+    );
+    -- Sentry's ReleaseFile: unique per (release, ident), ident = sha1(name [+ \\0\\0 + dist]).
+    CREATE TABLE release_files (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        release_id INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
+        dist_id INTEGER REFERENCES dists(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        ident TEXT NOT NULL,
+        blob_sha1 TEXT NOT NULL REFERENCES blobs(sha1),
+        headers TEXT NOT NULL,
+        date_created TEXT NOT NULL,
+        UNIQUE (release_id, ident)
+    );
+    CREATE INDEX release_files_by_name ON release_files (release_id, name, id);
+    CREATE INDEX release_files_by_blob ON release_files (blob_sha1);
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        organization_slug TEXT,
+        kind TEXT NOT NULL,
+        last_characters TEXT NOT NULL,
+        date_created TEXT NOT NULL,
+        date_revoked TEXT
+    );
+    """,
+)
+
+_RELEASE_COLUMNS = "id, organization_id, version, status, ref, url, user_agent, date_created, date_released"
+_PROJECT_COLUMNS = "id, organization_id, slug, name, platform, date_created"
+_FILE_SELECT = """
+    SELECT f.id, f.release_id, f.name, d.name, f.headers, b.size, f.blob_sha1, f.date_created
+    FROM release_files f
+    JOIN blobs b ON b.sha1 = f.blob_sha1
+    LEFT JOIN dists d ON d.id = f.dist_id
+"""
+_TOKEN_COLUMNS = "id, label, scopes, organization_slug, kind, last_characters, date_created, date_revoked"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _dt_required(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _organization(row: sqlite3.Row | tuple[Any, ...]) -> Organization:
+    return Organization(id=row[0], slug=row[1], name=row[2], date_created=_dt_required(row[3]))
+
+
+def _project(row: sqlite3.Row | tuple[Any, ...]) -> Project:
+    return Project(
+        id=row[0],
+        organization_id=row[1],
+        slug=row[2],
+        name=row[3],
+        platform=row[4],
+        date_created=_dt_required(row[5]),
+    )
+
+
+def _release(row: sqlite3.Row | tuple[Any, ...]) -> Release:
+    return Release(
+        id=row[0],
+        organization_id=row[1],
+        version=row[2],
+        status=row[3],
+        ref=row[4],
+        url=row[5],
+        user_agent=row[6],
+        date_created=_dt_required(row[7]),
+        date_released=_dt(row[8]),
+    )
+
+
+def _release_file(row: sqlite3.Row | tuple[Any, ...]) -> ReleaseFile:
+    return ReleaseFile(
+        id=row[0],
+        release_id=row[1],
+        name=row[2],
+        dist=row[3],
+        headers=json.loads(row[4]),
+        size=row[5],
+        sha1=row[6],
+        date_created=_dt_required(row[7]),
+    )
+
+
+def _token(row: sqlite3.Row | tuple[Any, ...]) -> Token:
+    return Token(
+        id=row[0],
+        label=row[1],
+        scopes=frozenset(row[2].split()),
+        organization=row[3],
+        kind=row[4],
+        last_characters=row[5],
+        date_created=_dt_required(row[6]),
+        date_revoked=_dt(row[7]),
+    )
+
+
+def _lookup_column(ref: str) -> str:
+    """Newest Sentry accepts an id or a slug wherever a slug goes (all digits → id)."""
+    return "id" if ref.isdigit() else "slug"
+
+
+class Store:
+    """The SQLite database of one data dir."""
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.path = path
+        self._fsync = fsync
+        self._lock = asyncio.Lock()
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._writer = await self._connect()
+        await self._migrate(self._writer)
+        self._reader = await self._connect()
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        # isolation_level=None: no implicit transactions, `_write()` says BEGIN IMMEDIATE itself.
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            # FULL makes a commit durable on power loss (DESIGN invariant 2); --no-fsync trades that.
+            await conn.execute(f"PRAGMA synchronous = {'FULL' if self._fsync else 'OFF'}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA busy_timeout = 10000")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"{self.path} has schema version {current}, newer than this relserver ({len(MIGRATIONS)})"
+            )
+        if current < len(MIGRATIONS):
+            log.info("migrating %s from schema %d to %d", self.path, current, len(MIGRATIONS))
+        for number in range(current, len(MIGRATIONS)):
+            async with self._lock:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _split_statements(MIGRATIONS[number]):
+                        await conn.execute(statement)
+                    await conn.execute(f"PRAGMA user_version = {number + 1}")
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+
+    async def schema_version(self) -> int:
+        row = await self._fetchone("PRAGMA user_version")
+        return int(row[0]) if row else 0
+
+    async def integrity_check(self) -> str:
+        row = await self._fetchone("PRAGMA integrity_check")
+        return str(row[0]) if row else ""
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The single writer: lock, BEGIN IMMEDIATE, commit or roll back. Keep the body short."""
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        conn = self._writer
+        async with self._lock:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                # Shielded: a cancelled request must still leave the connection usable.
+                await asyncio.shield(conn.execute("ROLLBACK"))
+                raise
+            await asyncio.shield(conn.execute("COMMIT"))
+
+    async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        async with self._r.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> Iterable[Any]:
+        async with self._r.execute(sql, params) as cur:
+            return await cur.fetchall()
+
+    # --- organizations and projects ---------------------------------------------------------
+
+    async def get_organization(self, ref: str) -> Organization | None:
+        sql = f"SELECT id, slug, name, date_created FROM organizations WHERE {_lookup_column(ref)} = ?"  # noqa: S608
+        row = await self._fetchone(sql, (ref,))
+        return _organization(row) if row else None
+
+    async def ensure_organization(self, slug: str) -> Organization:
+        """Get or create by slug."""
+        async with self._write() as w:
+            await w.execute(
+                "INSERT OR IGNORE INTO organizations (slug, name, date_created) VALUES (?, ?, ?)",
+                (slug, slug, _ts(utcnow())),
+            )
+            async with w.execute(
+                "SELECT id, slug, name, date_created FROM organizations WHERE slug = ?", (slug,)
+            ) as cur:
+                row = await cur.fetchone()
+        assert row is not None
+        return _organization(row)
+
+    async def get_project(self, organization_id: int, ref: str) -> Project | None:
+        sql = f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE organization_id = ? AND {_lookup_column(ref)} = ?"  # noqa: S608
+        row = await self._fetchone(sql, (organization_id, ref))
+        return _project(row) if row else None
+
+    async def ensure_projects(self, organization_id: int, slugs: Iterable[str]) -> list[Project]:
+        """Get or create each project by slug, in the order given."""
+        projects = []
+        async with self._write() as w:
+            for slug in slugs:
+                await w.execute(
+                    "INSERT OR IGNORE INTO projects (organization_id, slug, name, date_created) VALUES (?, ?, ?, ?)",
+                    (organization_id, slug, slug, _ts(utcnow())),
+                )
+                async with w.execute(
+                    f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE organization_id = ? AND slug = ?",  # noqa: S608
+                    (organization_id, slug),
+                ) as cur:
+                    row = await cur.fetchone()
+                assert row is not None
+                projects.append(_project(row))
+        return projects
+
+    # --- releases ---------------------------------------------------------------------------
+
+    async def get_release(self, organization_id: int, version: str) -> Release | None:
+        row = await self._fetchone(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE organization_id = ? AND version = ?",  # noqa: S608
+            (organization_id, version),
+        )
+        return _release(row) if row else None
+
+    async def is_release_linked(self, release_id: int, project_id: int) -> bool:
+        row = await self._fetchone(
+            "SELECT 1 FROM release_projects WHERE release_id = ? AND project_id = ?", (release_id, project_id)
+        )
+        return row is not None
+
+    async def release_projects(self, release_id: int) -> list[Project]:
+        rows = await self._fetchall(
+            f"SELECT {', '.join('p.' + c.strip() for c in _PROJECT_COLUMNS.split(','))}"  # noqa: S608
+            " FROM projects p JOIN release_projects rp ON rp.project_id = p.id"
+            " WHERE rp.release_id = ? ORDER BY p.id",
+            (release_id,),
+        )
+        return [_project(r) for r in rows]
+
+    async def create_release(
+        self,
+        organization_id: int,
+        version: str,
+        project_ids: Iterable[int],
+        *,
+        ref: str | None = None,
+        url: str | None = None,
+        user_agent: str | None = None,
+        date_released: datetime | None = None,
+    ) -> tuple[Release, bool]:
+        """Get or create the release and link the projects.
+
+        Returns the release and whether anything changed (created, or a project newly
+        linked). An existing release keeps its values, as in Sentry's get-or-create.
+        """
+        async with self._write() as w:
+            cur = await w.execute(
+                "INSERT OR IGNORE INTO releases"
+                " (organization_id, version, ref, url, user_agent, date_created, date_released)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    organization_id,
+                    version,
+                    ref,
+                    url,
+                    user_agent,
+                    _ts(utcnow()),
+                    _ts(date_released),
+                ),
+            )
+            changed = cur.rowcount > 0
+            async with w.execute(
+                f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE organization_id = ? AND version = ?",  # noqa: S608
+                (organization_id, version),
+            ) as c:
+                row = await c.fetchone()
+            assert row is not None
+            release = _release(row)
+            for project_id in project_ids:
+                cur = await w.execute(
+                    "INSERT OR IGNORE INTO release_projects (release_id, project_id) VALUES (?, ?)",
+                    (release.id, project_id),
+                )
+                changed = changed or cur.rowcount > 0
+        return release, changed
+
+    # --- release files ----------------------------------------------------------------------
+
+    async def insert_release_file(
+        self,
+        *,
+        organization_id: int,
+        release_id: int,
+        name: str,
+        ident: str,
+        dist: str | None,
+        headers: dict[str, str],
+        blob: StoredBlob,
+        commit_blob: Callable[[], Awaitable[None]],
+    ) -> ReleaseFile:
+        """Record an uploaded file, committing its blob first.
+
+        Order, all under the write lock: duplicate check (so a 409 never touches the blob
+        store), then `commit_blob()` (fsync + rename into the content address), then the
+        rows. A row therefore never exists before its blob; a crash between the two leaves a
+        blob without a row, which the start-up sweep removes (DESIGN invariant 1). Holding
+        the lock across the rename also keeps a concurrent delete from removing a shared blob
+        between its existence check and this row.
+        """
+        now = utcnow()
+        async with self._write() as w:
+            async with w.execute(
+                "SELECT 1 FROM release_files WHERE release_id = ? AND ident = ?", (release_id, ident)
+            ) as cur:
+                if await cur.fetchone():
+                    raise DuplicateReleaseFile(name)
+            dist_id = None
+            if dist:
+                await w.execute(
+                    "INSERT OR IGNORE INTO dists (release_id, name, date_created) VALUES (?, ?, ?)",
+                    (release_id, dist, _ts(now)),
+                )
+                async with w.execute(
+                    "SELECT id FROM dists WHERE release_id = ? AND name = ?", (release_id, dist)
+                ) as cur:
+                    dist_row = await cur.fetchone()
+                assert dist_row is not None
+                dist_id = dist_row[0]
+            await commit_blob()
+            await w.execute(
+                "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
+                (blob.sha1, blob.size, _ts(now)),
+            )
+            try:
+                cur = await w.execute(
+                    "INSERT INTO release_files"
+                    " (organization_id, release_id, dist_id, name, ident, blob_sha1, headers, date_created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        organization_id,
+                        release_id,
+                        dist_id,
+                        name,
+                        ident,
+                        blob.sha1,
+                        json.dumps(headers),
+                        _ts(now),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateReleaseFile(name) from exc
+            file_id = cur.lastrowid
+        assert file_id is not None
+        return ReleaseFile(
+            id=file_id,
+            release_id=release_id,
+            name=name,
+            dist=dist or None,
+            headers=headers,
+            size=blob.size,
+            sha1=blob.sha1,
+            date_created=now,
+        )
+
+    async def get_release_file(self, release_id: int, file_id: int) -> ReleaseFile | None:
+        row = await self._fetchone(f"{_FILE_SELECT} WHERE f.release_id = ? AND f.id = ?", (release_id, file_id))
+        return _release_file(row) if row else None
+
+    async def find_release_file(self, release_id: int, ident: str) -> ReleaseFile | None:
+        row = await self._fetchone(f"{_FILE_SELECT} WHERE f.release_id = ? AND f.ident = ?", (release_id, ident))
+        return _release_file(row) if row else None
+
+    async def count_release_files(self) -> int:
+        row = await self._fetchone("SELECT count(*) FROM release_files")
+        return int(row[0])
+
+    # --- blobs ------------------------------------------------------------------------------
+
+    async def prune_blob_rows(self) -> set[str]:
+        """Drop blob rows no file references; return the sha1s still referenced."""
+        async with self._write() as w:
+            await w.execute("DELETE FROM blobs WHERE sha1 NOT IN (SELECT blob_sha1 FROM release_files)")
+            async with w.execute("SELECT sha1 FROM blobs") as cur:
+                return {row[0] for row in await cur.fetchall()}
+
+    async def blob_sha1s(self) -> set[str]:
+        return {row[0] for row in await self._fetchall("SELECT sha1 FROM blobs")}
+
+    async def dangling_file_blobs(self) -> list[str]:
+        """sha1s that rows reference but the blobs table lacks (should always be empty)."""
+        rows = await self._fetchall(
+            "SELECT DISTINCT blob_sha1 FROM release_files WHERE blob_sha1 NOT IN (SELECT sha1 FROM blobs)"
+        )
+        return [r[0] for r in rows]
+
+    # --- tokens -----------------------------------------------------------------------------
+
+    async def count_tokens(self) -> int:
+        row = await self._fetchone("SELECT count(*) FROM tokens")
+        return int(row[0])
+
+    async def insert_token(
+        self,
+        *,
+        token_hash: str,
+        label: str,
+        scopes: Iterable[str],
+        organization: str | None,
+        kind: str,
+        last_characters: str,
+    ) -> Token:
+        """Add a token; an existing hash is left as it is (pinned tokens are re-added on start)."""
+        async with self._write() as w:
+            await w.execute(
+                "INSERT OR IGNORE INTO tokens"
+                " (token_hash, label, scopes, organization_slug, kind, last_characters, date_created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token_hash,
+                    label,
+                    " ".join(sorted(scopes)),
+                    organization,
+                    kind,
+                    last_characters,
+                    _ts(utcnow()),
+                ),
+            )
+            async with w.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?",  # noqa: S608
+                (token_hash,),
+            ) as cur:
+                row = await cur.fetchone()
+        assert row is not None
+        return _token(row)
+
+    async def get_token(self, token_hash: str) -> Token | None:
+        row = await self._fetchone(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?",  # noqa: S608
+            (token_hash,),
+        )
+        return _token(row) if row else None
+
+    async def list_tokens(self) -> list[Token]:
+        rows = await self._fetchall(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY id")  # noqa: S608
+        return [_token(r) for r in rows]
+
+    async def revoke_token(self, token_id: int) -> bool:
+        async with self._write() as w:
+            cur = await w.execute(
+                "UPDATE tokens SET date_revoked = ? WHERE id = ? AND date_revoked IS NULL",
+                (_ts(utcnow()), token_id),
+            )
+            return cur.rowcount > 0
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a migration script on `;` (our migrations hold no semicolons inside strings)."""
+    return [s.strip() for s in script.split(";") if s.strip() and not _only_comments(s)]
+
+
+def _only_comments(statement: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in statement.splitlines())

@@ -1,0 +1,215 @@
+"""Streams one multipart request into an `UploadForm`: text fields into a MultiDict, the
+`file` part into a temp blob while hashing. Limits are enforced while the bytes arrive.
+
+No SQL, no routing. The bytes of the file part never sit in memory beyond one batch, and
+writing and hashing run in a worker thread (DESIGN invariants 3 and 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from multidict import MultiDict
+
+from .blobstore import BlobStore, TempBlob
+from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .models import StoredBlob
+
+# Bytes asked of the socket per read; batches for the worker thread are built from these.
+READ_CHUNK_SIZE = 64 * 1024
+
+# Bodies DRF parses without a file part: Sentry then answers "Missing uploaded file".
+_FORM_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
+
+
+@dataclass(frozen=True, slots=True)
+class UploadLimits:
+    max_file_size: int
+    max_field_size: int
+    max_parts: int
+    write_batch_size: int
+
+
+@dataclass(slots=True)
+class UploadedFile:
+    """The received `file` part: bytes in a finished temp file, not yet in the blob store."""
+
+    temp: TempBlob
+    blob: StoredBlob
+    filename: str
+    content_type: str
+
+
+@dataclass(slots=True)
+class UploadForm:
+    fields: MultiDict[str] = field(default_factory=MultiDict)
+    file: UploadedFile | None = None
+
+    async def discard(self) -> None:
+        """Remove the temp file, if one is left (after a failed request or a dedup)."""
+        if self.file is not None and not self.file.temp.consumed:
+            await asyncio.to_thread(self.file.temp.discard)
+
+
+def sanitize_file_name(filename: str) -> str | None:
+    """Django's MultiPartParser.sanitize_file_name, which runs before Sentry sees the name."""
+    name = html.unescape(filename)
+    name = name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    name = "".join(c for c in name if c.isprintable())
+    return None if name in ("", ".", "..") else name
+
+
+def bare_content_type(value: str | None) -> str:
+    """The MIME type without parameters, lower-cased, as Django hands it to Sentry."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+async def receive_upload(request: web.Request, blobstore: BlobStore, limits: UploadLimits) -> UploadForm:
+    """Read the whole request body into an UploadForm; the caller must `discard()` it."""
+    form = UploadForm()
+    if not request.body_exists:
+        return form
+    media_type = request.content_type
+    if media_type in _FORM_TYPES:
+        return form
+    if media_type != "multipart/form-data":
+        raise UnsupportedMediaType(request.headers.get(hdrs.CONTENT_TYPE, ""))
+    try:
+        reader = await request.multipart()
+    except (KeyError, ValueError, AssertionError) as exc:
+        # Django's MultiPartParserError text as DRF wraps it.
+        raise BadRequest(f"Multipart form parse error - Invalid boundary in multipart: {exc}") from exc
+    try:
+        await _read_parts(reader, form, blobstore, limits)
+    except BaseException:
+        await _shielded(form.discard())
+        raise
+    return form
+
+
+async def _read_parts(reader: MultipartReader, form: UploadForm, blobstore: BlobStore, limits: UploadLimits) -> None:
+    parts = 0
+    while True:
+        try:
+            part = await reader.next()
+        except ValueError as exc:
+            raise BadRequest(f"Multipart form parse error - {exc}") from exc
+        if part is None:
+            return
+        parts += 1
+        if parts > limits.max_parts:
+            raise PayloadTooLarge(f"Too many parts in the request: the limit is {limits.max_parts} parts")
+        if not isinstance(part, BodyPartReader):
+            raise BadRequest("Multipart form parse error - nested multipart bodies are not supported")
+        try:
+            await _read_part(part, form, blobstore, limits)
+        except ValueError as exc:
+            raise BadRequest(f"Multipart form parse error - {exc}") from exc
+
+
+async def _read_part(part: BodyPartReader, form: UploadForm, blobstore: BlobStore, limits: UploadLimits) -> None:
+    raw_filename = part.filename
+    if not raw_filename:
+        # Django: a part without a (non-empty) filename is a plain form field.
+        form.fields.add(part.name or "", await _read_field(part, limits.max_field_size))
+        return
+    filename = sanitize_file_name(raw_filename)
+    if part.name != "file" or filename is None:
+        # Files under other names are not Sentry's business; Django drops unusable names.
+        await _drain(part, limits.max_file_size)
+        return
+    temp, blob = await _stream_file(part, blobstore, limits)
+    previous, form.file = (
+        form.file,
+        UploadedFile(
+            temp=temp,
+            blob=blob,
+            filename=filename,
+            content_type=bare_content_type(part.headers.get(hdrs.CONTENT_TYPE)),
+        ),
+    )
+    if previous is not None:
+        # request.data["file"] is the last `file` part (Django's MultiValueDict.__getitem__).
+        await asyncio.to_thread(previous.temp.discard)
+
+
+def _file_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"File too large: the limit is {limit} bytes")
+
+
+async def _read_field(part: BodyPartReader, limit: int) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(READ_CHUNK_SIZE):
+        data += chunk
+        if len(data) > limit:
+            raise PayloadTooLarge(f"Form field {part.name!r} too large: the limit is {limit} bytes")
+    charset = part.get_charset(default="utf-8")
+    try:
+        return data.decode(charset, errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
+
+
+async def _drain(part: BodyPartReader, limit: int) -> None:
+    size = 0
+    while chunk := await part.read_chunk(READ_CHUNK_SIZE):
+        size += len(chunk)
+        if size > limit:
+            raise _file_too_large(limit)
+
+
+async def _stream_file(part: BodyPartReader, blobstore: BlobStore, limits: UploadLimits) -> tuple[TempBlob, StoredBlob]:
+    """Socket → batches → (hash + write in a thread) → fsync'd temp file.
+
+    One batch is written while the next is read, so disk and network overlap and at most
+    two batches are in memory.
+    """
+    loop = asyncio.get_running_loop()
+    temp = await asyncio.to_thread(blobstore.new_temp)
+    pending: asyncio.Future[None] | None = None
+    try:
+        buffer = bytearray()
+        size = 0
+        while chunk := await part.read_chunk(READ_CHUNK_SIZE):
+            size += len(chunk)
+            if size > limits.max_file_size:
+                raise _file_too_large(limits.max_file_size)
+            buffer += chunk
+            if len(buffer) >= limits.write_batch_size:
+                if pending is not None:
+                    await pending
+                pending = loop.run_in_executor(None, temp.write, bytes(buffer))
+                buffer.clear()
+        if pending is not None:
+            await pending
+            pending = None
+        blob = await asyncio.to_thread(_finish, temp, bytes(buffer))
+    except BaseException:
+        await _shielded(_discard_after(temp, pending))
+        raise
+    return temp, blob
+
+
+def _finish(temp: TempBlob, tail: bytes) -> StoredBlob:
+    if tail:
+        temp.write(tail)
+    return temp.finish()
+
+
+async def _discard_after(temp: TempBlob, pending: asyncio.Future[None] | None) -> None:
+    if pending is not None:
+        # The write in flight must end before the file is closed under it; its error, if
+        # any, is already superseded by the one being raised.
+        with contextlib.suppress(Exception):
+            await pending
+    await asyncio.to_thread(temp.discard)
+
+
+async def _shielded(cleanup: Awaitable[None]) -> None:
+    """Run clean-up to the end even when the request task is being cancelled."""
+    await asyncio.shield(asyncio.ensure_future(cleanup))
