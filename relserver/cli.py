@@ -267,6 +267,12 @@ def base_url(host: str, port: int) -> str:
 async def serve(config: Config) -> None:
     """Run until SIGINT or SIGTERM, then let in-flight requests finish (bounded)."""
     app = create_app(config)
+    # Handlers go in before anything is announced, so a SIGTERM right after the banner is
+    # already a clean shutdown.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("relserver.access"),
@@ -284,10 +290,6 @@ async def serve(config: Config) -> None:
         except OSError as exc:
             raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
         print_banner(config, base_url(config.host, site.port), app[startup_key].new_admin_token)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         log.info("shutting down")
     finally:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp.helpers import parse_mimetype
 from multidict import MultiDict
 
 from .blobstore import BlobStore, TempBlob
@@ -22,6 +24,9 @@ from .models import StoredBlob
 
 # Bytes asked of the socket per read; batches for the worker thread are built from these.
 READ_CHUNK_SIZE = 64 * 1024
+
+# Django's check on the boundary parameter (http/multipartparser.py).
+_VALID_BOUNDARY = re.compile(r"[ -~]{0,200}[!-~]")
 
 # Bodies DRF parses without a file part: Sentry then answers "Missing uploaded file".
 _FORM_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
@@ -79,11 +84,14 @@ async def receive_upload(request: web.Request, blobstore: BlobStore, limits: Upl
         return form
     if media_type != "multipart/form-data":
         raise UnsupportedMediaType(request.headers.get(hdrs.CONTENT_TYPE, ""))
+    boundary = parse_mimetype(request.headers[hdrs.CONTENT_TYPE]).parameters.get("boundary")
+    if not boundary or not _VALID_BOUNDARY.fullmatch(boundary):
+        # Django's MultiPartParserError, as DRF words it (a missing boundary prints as None).
+        raise BadRequest(f"Multipart form parse error - Invalid boundary in multipart: {boundary}")
     try:
         reader = await request.multipart()
-    except (KeyError, ValueError, AssertionError) as exc:
-        # Django's MultiPartParserError text as DRF wraps it.
-        raise BadRequest(f"Multipart form parse error - Invalid boundary in multipart: {exc}") from exc
+    except ValueError as exc:
+        raise BadRequest(f"Multipart form parse error - Invalid boundary in multipart: {boundary}") from exc
     try:
         await _read_parts(reader, form, blobstore, limits)
     except BaseException:

@@ -1,0 +1,151 @@
+"""Shared fixtures: an in-process app over a real data dir, and helpers that read like stories."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from relserver import auth
+from relserver.app import create_app
+from relserver.config import Config, KiB
+from relserver.keys import store_key
+from relserver.store import Store
+
+ADMIN_TOKEN = "test-admin-token"
+ORG = "acme"
+PROJECT = "web"
+
+Client = TestClient[web.Request, web.Application]
+ClientFactory = Callable[[Config], Awaitable[Client]]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """A data dir of the test's own, with a small file limit so limit tests stay quick."""
+    return Config(data_dir=tmp_path / "data", token=ADMIN_TOKEN, max_file_size=64 * KiB, fsync=False)
+
+
+@pytest.fixture
+async def make_client(
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+) -> ClientFactory:
+    async def make(config: Config) -> Client:
+        return await aiohttp_client(create_app(config))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory, config: Config) -> Client:
+    return await make_client(config)
+
+
+def bearer(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def files_url(version: str, *, org: str = ORG, project: str | None = PROJECT) -> str:
+    if project is None:
+        return f"/api/0/organizations/{org}/releases/{version}/files/"
+    return f"/api/0/projects/{org}/{project}/releases/{version}/files/"
+
+
+async def create_release(
+    client: Client,
+    version: str = "1.0",
+    *,
+    org: str = ORG,
+    projects: Iterable[str] = (PROJECT,),
+    token: str = ADMIN_TOKEN,
+) -> dict[str, Any]:
+    resp = await client.post(
+        f"/api/0/organizations/{org}/releases/",
+        json={"version": version, "projects": list(projects)},
+        headers=bearer(token),
+    )
+    assert resp.status in (201, 208), await resp.text()
+    data: dict[str, Any] = await resp.json()
+    return data
+
+
+def upload_form(
+    data: bytes,
+    *,
+    name: str | None = "~/app.js",
+    filename: str = "app.js",
+    dist: str | None = None,
+    headers: Iterable[str] = (),
+    content_type: str = "application/octet-stream",
+) -> aiohttp.FormData:
+    # Unquoted, as curl and sentry-cli send field values and filenames.
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("file", data, filename=filename, content_type=content_type)
+    if name is not None:
+        form.add_field("name", name)
+    if dist is not None:
+        form.add_field("dist", dist)
+    for header in headers:
+        form.add_field("header", header)
+    return form
+
+
+async def upload(
+    client: Client,
+    data: bytes = b"console.log(1)\n",
+    *,
+    version: str = "1.0",
+    token: str = ADMIN_TOKEN,
+    org: str = ORG,
+    project: str | None = PROJECT,
+    **form: Any,
+) -> aiohttp.ClientResponse:
+    return await client.post(
+        files_url(version, org=org, project=project), data=upload_form(data, **form), headers=bearer(token)
+    )
+
+
+async def assert_api_error(resp: aiohttp.ClientResponse, status: int, body: dict[str, Any]) -> None:
+    """Every error is Sentry-shaped: the status, exactly `application/json`, and the exact body."""
+    text = await resp.text()
+    assert resp.status == status, text
+    assert resp.headers["Content-Type"] == "application/json", resp.headers
+    assert await resp.json() == body
+
+
+async def mint_token(
+    client: Client, *, scopes: Iterable[str], organization: str | None = None, token: str | None = None
+) -> str:
+    """A token stored through the server's own store, as `relserver token create` does."""
+    store = client.app[store_key]
+    raw = token or auth.new_user_token()
+    await store.insert_token(
+        token_hash=auth.hash_token(raw),
+        label="test",
+        scopes=scopes,
+        organization=organization,
+        kind=auth.token_kind(raw),
+        last_characters=raw[-4:],
+    )
+    return raw
+
+
+@pytest.fixture
+async def store(config: Config) -> AsyncIterator[Store]:
+    """The store of the test's data dir opened directly, for looking under the hood."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    async with Store(config.db_path, fsync=False) as s:
+        yield s
+
+
+def temp_files(config: Config) -> list[Path]:
+    return list(config.tmp_dir.iterdir()) if config.tmp_dir.exists() else []
+
+
+def blob_files(config: Config) -> list[Path]:
+    return [p for p in config.blob_dir.glob("*/*/*") if p.is_file()]

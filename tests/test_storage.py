@@ -1,0 +1,176 @@
+"""The store and blob store across restarts: migrations, the start-up sweep, the invariants."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from relserver.app import startup_key
+from relserver.blobstore import BlobStore
+from relserver.config import Config
+from relserver.keys import blobstore_key, store_key
+from relserver.sentry import release_file_ident
+from relserver.store import MIGRATIONS, Store
+
+from .conftest import ADMIN_TOKEN, ClientFactory, blob_files, create_release, temp_files, upload
+
+
+def sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+async def test_restart_over_the_same_data_dir_keeps_every_file(make_client: ClientFactory, config: Config) -> None:
+    durable = config.with_overrides(fsync=True)
+    first = await make_client(durable)
+    await create_release(first)
+    uploaded = {}
+    for i in range(5):
+        data = f"file {i}".encode() * 100
+        resp = await upload(first, data, name=f"~/f{i}.js", dist="d1" if i % 2 else None)
+        uploaded[f"~/f{i}.js"] = (data, await resp.json())
+    await first.close()
+
+    second = await make_client(durable)
+    store = second.app[store_key]
+    blobstore = second.app[blobstore_key]
+    org = await store.get_organization("acme")
+    assert org is not None
+    release = await store.get_release(org.id, "1.0")
+    assert release is not None
+    for name, (data, body) in uploaded.items():
+        record = await store.get_release_file(release.id, int(body["id"]))
+        assert record is not None
+        assert (record.name, record.dist, record.headers, record.sha1, record.size) == (
+            name,
+            body["dist"],
+            body["headers"],
+            sha1(data),
+            len(data),
+        )
+        assert blobstore.path_for(record.sha1).read_bytes() == data
+    # And the identity constraint survived too.
+    assert (await upload(second, b"again", name="~/f0.js")).status == 409
+
+
+async def test_migrations_are_idempotent_and_end_at_the_latest_version(config: Config) -> None:
+    config.data_dir.mkdir(parents=True)
+    for _ in range(3):
+        async with Store(config.db_path) as store:
+            assert await store.schema_version() == len(MIGRATIONS)
+            assert await store.integrity_check() == "ok"
+
+
+async def test_a_database_from_a_newer_relserver_is_refused(config: Config) -> None:
+    config.data_dir.mkdir(parents=True)
+    async with Store(config.db_path):
+        pass
+    with contextlib.closing(sqlite3.connect(config.db_path)) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer than this relserver"):
+        async with Store(config.db_path):
+            pass
+
+
+async def test_startup_sweep_removes_temp_files_and_unreferenced_blobs(
+    make_client: ClientFactory, config: Config
+) -> None:
+    client = await make_client(config)
+    await create_release(client)
+    kept = await (await upload(client, b"kept")).json()
+    await client.close()
+
+    blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=False)
+    stale_temp = config.tmp_dir / "upload-crashed.part"
+    stale_temp.write_bytes(b"half an upload")
+    orphan = blobstore.path_for(sha1(b"orphan"))
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"orphan")
+
+    client = await make_client(config)
+    report = client.app[startup_key].sweep
+    assert (report.temp_files, report.orphan_blobs) == (1, 1)
+    assert temp_files(config) == []
+    assert [p.name for p in blob_files(config)] == [kept["sha1"]]
+
+
+async def test_a_row_never_points_at_a_missing_blob(make_client: ClientFactory, config: Config) -> None:
+    client = await make_client(config)
+    await create_release(client)
+    for i in range(10):
+        await upload(client, f"{i % 3}".encode(), name=f"~/{i}.js")
+    await upload(client, b"conflict", name="~/0.js")
+    store = client.app[store_key]
+    on_disk = {p.name for p in blob_files(config)}
+    assert await store.blob_sha1s() == on_disk == {sha1(b"0"), sha1(b"1"), sha1(b"2")}
+    assert await store.dangling_file_blobs() == []
+
+
+async def test_blob_is_in_place_before_its_row_commits(
+    make_client: ClientFactory, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash right after the blob rename leaves a blob without a row, never the reverse."""
+    client = await make_client(config)
+    await create_release(client)
+
+    def crash(self: BlobStore, *args: object) -> None:
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(BlobStore, "commit", crash)
+    resp = await upload(client, b"never stored")
+    assert resp.status == 500
+    body = await resp.json()
+    assert body["detail"] == "Internal Error" and body["errorId"]
+    assert await client.app[store_key].count_release_files() == 0
+    assert temp_files(config) == []
+
+
+class TestBootstrapToken:
+    async def test_first_start_mints_one_admin_token_in_a_0600_file(
+        self, make_client: ClientFactory, config: Config
+    ) -> None:
+        unpinned = config.with_overrides(token=None)
+        client = await make_client(unpinned)
+        token = client.app[startup_key].new_admin_token
+        assert token is not None and token.startswith("sntryu_")
+        path: Path = unpinned.admin_token_path
+        assert path.read_text().strip() == token
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        await create_release(client, token=token)
+        resp = await upload(client, token=token)
+        assert resp.status == 201
+        await client.close()
+
+        again = await make_client(unpinned)
+        assert again.app[startup_key].new_admin_token is None
+        assert path.read_text().strip() == token
+
+    async def test_a_pinned_token_means_no_minted_token(self, make_client: ClientFactory, config: Config) -> None:
+        client = await make_client(config)
+        assert client.app[startup_key].new_admin_token is None
+        assert not config.admin_token_path.exists()
+        await create_release(client)
+        assert (await upload(client, token=ADMIN_TOKEN)).status == 201
+
+
+async def test_one_writer_serializes_concurrent_writes(make_client: ClientFactory, config: Config) -> None:
+    """Uploads, release creates and provisioning at once: no `database is locked`, no lost row."""
+    client = await make_client(config)
+    await create_release(client)
+    uploads = [upload(client, f"{i}".encode(), name=f"~/{i}.js") for i in range(40)]
+    releases = [create_release(client, f"r{i}", projects=[f"p{i % 5}"]) for i in range(20)]
+    responses, created = await asyncio.gather(asyncio.gather(*uploads), asyncio.gather(*releases))
+    assert [r.status for r in responses] == [201] * 40
+    assert len({r["version"] for r in created}) == 20
+    assert await client.app[store_key].count_release_files() == 40
+
+
+def test_ident_matches_sentrys_examples() -> None:
+    # Values from Sentry's ReleaseFile.get_ident (spec §4.2).
+    assert release_file_ident("~/app.js", None) == "a2701d97673c73be8e599198cabbe86fafa593fc"
+    assert release_file_ident("~/app.js", "web") == "188f9b2fce5908768ee54179815cd7ea43bb32d0"
