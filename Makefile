@@ -18,8 +18,13 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+# The suite drives both sentry-cli lines. 2.x comes with the test extras; a venv holds one
+# version of a package, so the 3.x binary goes into a directory of its own.
+SENTRY_CLI_3 := 3.8.2
+
+$(VENV)/.installed-test: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sentry-cli-3 'sentry-cli==$(SENTRY_CLI_3)'
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run

@@ -110,7 +110,9 @@ def invalid_token_error(token: str) -> NotAuthenticated:
 
 def check_scopes(token: Token, method: str, scope_map: Mapping[str, frozenset[str]]) -> None:
     """The token needs one of the scopes listed for the method (DRF ScopedPermission)."""
-    allowed = scope_map.get(method.upper(), frozenset())
+    method = method.upper()
+    # HEAD is a GET without the body; it needs what GET needs.
+    allowed = scope_map.get("GET" if method == "HEAD" else method, frozenset())
     if not token.scopes & allowed:
         raise PermissionDenied()
 
@@ -119,3 +121,17 @@ def check_organization(token: Token, slug: str) -> None:
     """A token bound to an organization touches only that one."""
     if token.organization is not None and token.organization != slug:
         raise PermissionDenied()
+
+
+# Downloading file contents is a separate check (spec §2.3). Project endpoints: org auth tokens
+# never may; users need a role of at least `sentry:debug_files_role` (admin) — relserver has no
+# roles, so a user token that may write release files stands in for it. Organization endpoints:
+# the access must hold exactly `project:write` (organization_release_file_details.py).
+PROJECT_DOWNLOAD_SCOPES = frozenset({"project:write", "project:admin", "project:releases"})
+ORG_DOWNLOAD_SCOPES = frozenset({"project:write"})
+
+
+def may_download(token: Token, *, organization_scope: bool) -> bool:
+    if organization_scope:
+        return bool(token.scopes & ORG_DOWNLOAD_SCOPES)
+    return token.kind == "user" and bool(token.scopes & PROJECT_DOWNLOAD_SCOPES)

@@ -126,6 +126,10 @@ class BlobStore:
         with contextlib.suppress(FileNotFoundError):
             self.path_for(sha1).unlink()
 
+    def delete_many(self, sha1s: list[str]) -> None:
+        for sha1 in sha1s:
+            self.delete(sha1)
+
     def stored_sha1s(self) -> set[str]:
         """Every blob name on disk (a full directory walk; start-up and vacuum only)."""
         found = set()

@@ -6,9 +6,11 @@ Sentry API notes (release files, releases, auth).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,9 +103,14 @@ def is_valid_version(version: str) -> bool:
 
 
 def string_field(
-    data: dict[str, Any], key: str, errors: dict[str, list[str]], *, max_length: int | None = None
+    data: dict[str, Any],
+    key: str,
+    errors: dict[str, list[str]],
+    *,
+    max_length: int | None = None,
+    trim: bool = False,
 ) -> str | None:
-    """DRF CharField(required=True, trim_whitespace=False) semantics for one key."""
+    """DRF CharField(required=True) semantics for one key; `trim` is its trim_whitespace."""
     if key not in data:
         errors[key] = [FIELD_REQUIRED]
         return None
@@ -115,7 +122,7 @@ def string_field(
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         errors[key] = [FIELD_NOT_STRING]
         return None
-    value = str(value)
+    value = str(value).strip() if trim else str(value)
     if value == "":
         errors[key] = [FIELD_BLANK]
         return None
@@ -123,6 +130,32 @@ def string_field(
         errors[key] = [f"Ensure this field has no more than {max_length} characters."]
         return None
     return value
+
+
+# ReleaseFileSerializer.name: CharField(max_length=200) (project_release_file_details.py).
+MAX_RENAME_LENGTH = 200
+
+
+def validate_rename(data: dict[str, Any]) -> str:
+    errors: dict[str, list[str]] = {}
+    name = string_field(data, "name", errors, max_length=MAX_RENAME_LENGTH, trim=True)
+    if name is None:
+        raise BadRequest(errors)
+    return name
+
+
+# ReleaseStatus (models/release.py): the two values a client may send.
+RELEASE_STATUSES = ("open", "archived")
+
+
+def validate_status(data: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
+    value = data.get("status")
+    if value is None:
+        return None
+    if value not in RELEASE_STATUSES:
+        errors["status"] = [f"Invalid status {value}"]
+        return None
+    return str(value)
 
 
 def validate_version_field(data: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
@@ -262,3 +295,129 @@ def is_valid_org_slug(slug: str) -> bool:
 
 def is_valid_project_slug(slug: str) -> bool:
     return len(slug) <= MAX_SLUG_LENGTH and _PROJECT_SLUG.fullmatch(slug) is not None
+
+
+# --- pagination (api/paginator.py ChainPaginator, utils/cursors.py, api/base.py) ------------
+
+DEFAULT_PER_PAGE = 100
+MAX_PER_PAGE = 100
+# releases/endpoints/project_release_files.py: MAX_RELEASE_FILES_OFFSET.
+MAX_RELEASE_FILES_OFFSET = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    value: int | float
+    offset: int
+    is_prev: bool
+
+    def __str__(self) -> str:
+        return f"{self.value}:{self.offset}:{int(self.is_prev)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Which rows one paginated request asks for, and the cursor page number it came with."""
+
+    limit: int
+    offset: int
+    page: int
+
+
+def parse_per_page(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PER_PAGE
+    try:
+        per_page = int(raw)
+    except ValueError:
+        raise BadRequest("Invalid per_page parameter.") from None
+    if per_page > MAX_PER_PAGE:
+        raise BadRequest(f"Invalid per_page value. Cannot exceed {MAX_PER_PAGE}.")
+    return per_page
+
+
+def parse_cursor(raw: str | None) -> Cursor | None:
+    if not raw:
+        return None
+    parts = raw.split(":")
+    try:
+        if len(parts) != 3:
+            raise ValueError(raw)
+        value: int | float = float(parts[0]) if "." in parts[0] else int(parts[0])
+        return Cursor(value=value, offset=int(parts[1]), is_prev=bool(int(parts[2])))
+    except ValueError:
+        raise BadRequest("Invalid cursor parameter.") from None
+
+
+def offset_page(per_page: str | None, cursor: str | None, *, max_offset: int | None = None) -> Page:
+    """The chained/offset paginators' reading of a cursor: row offset is the cursor offset times its value."""
+    limit = parse_per_page(per_page)
+    parsed = parse_cursor(cursor)
+    page = parsed.offset if parsed else 0
+    offset = int(parsed.offset * parsed.value) if parsed else 0
+    if max_offset is not None and offset >= max_offset:
+        raise BadRequest("Pagination offset too large")
+    if limit <= 0:
+        raise BadRequest("Limit must be positive")
+    if offset < 0:
+        raise BadRequest("Pagination offset cannot be negative")
+    return Page(limit=limit, offset=offset, page=page)
+
+
+def link_header(base_url: str, page: Page, *, has_more: bool) -> str:
+    """Sentry's two-entry Link header; `base_url` ends with `?` and the query minus `cursor`."""
+    prev_cursor = Cursor(page.limit, page.page - 1, True)
+    next_cursor = Cursor(page.limit, page.page + 1, False)
+    entries = []
+    for name, cursor, results in (("previous", prev_cursor, page.page > 0), ("next", next_cursor, has_more)):
+        entries.append(
+            f'<{base_url}&cursor={cursor}>; rel="{name}"; results="{"true" if results else "false"}"; cursor="{cursor}"'
+        )
+    return ", ".join(entries)
+
+
+# --- release file ids and downloads ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEntryId:
+    """A base64 id naming an entry of an artifact bundle: (dist or None, url)."""
+
+    dist: str | None
+    url: str
+
+
+def encode_archive_entry_id(dist: str | None, url: str) -> str:
+    """URL-safe base64, padding kept, of "<dist>_<url>" (api/serializers/models/release_file.py)."""
+    return base64.urlsafe_b64encode(f"{dist or ''}_{url}".encode()).decode("ascii")
+
+
+def decode_file_id(raw: str) -> int | ArchiveEntryId | None:
+    """Integer ids first, then base64 archive ids; None when neither decodes (a 404)."""
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        decoded = base64.urlsafe_b64decode(raw.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError):
+        return None
+    dist, sep, url = decoded.partition("_")
+    if not sep:
+        return None
+    return ArchiveEntryId(dist=dist or None, url=url)
+
+
+def download_content_type(headers: dict[str, str]) -> str:
+    """Sentry looks up the exact lowercase key, so an upload's `Content-Type` does not count."""
+    return headers.get("content-type", "application/octet-stream")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def content_disposition(name: str) -> str:
+    """`attachment; filename="<basename>"` after collapsing whitespace (project_release_file_details.py)."""
+    basename = " ".join(name.split()).rsplit("/", 1)[-1]
+    # Sentry leaves quotes alone; control characters cannot go into an HTTP header at all.
+    return f'attachment; filename="{_CONTROL.sub("", basename)}"'

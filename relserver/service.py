@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from . import auth, sentry
 from .auth import check_organization
@@ -19,7 +20,7 @@ from .blobstore import BlobStore
 from .config import Config
 from .errors import BadRequest, Conflict, NotFound
 from .models import Organization, Project, Release, ReleaseFile, Token
-from .store import DuplicateReleaseFile, Store
+from .store import DuplicateReleaseFile, Store, UnlinkBlobs
 from .upload import UploadForm
 
 log = logging.getLogger(__name__)
@@ -184,3 +185,126 @@ def write_secret_file(path: Path, content: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(content + "\n")
     os.chmod(path, 0o600)
+
+
+# --- release files: list, detail, rename, delete ----------------------------------------------
+
+
+def blob_unlinker(backend: Backend) -> UnlinkBlobs:
+    async def unlink(sha1s: list[str]) -> None:
+        await asyncio.to_thread(backend.blobstore.delete_many, sha1s)
+
+    return unlink
+
+
+async def list_release_files(
+    backend: Backend, release: Release, page: sentry.Page, *, queries: list[str], checksums: list[str]
+) -> tuple[list[ReleaseFile], bool]:
+    """One page and whether another follows (fetched as one extra row)."""
+    files = await backend.store.list_release_files(
+        release.id, offset=page.offset, limit=page.limit + 1, queries=queries, checksums=checksums
+    )
+    return files[: page.limit], len(files) > page.limit
+
+
+async def get_release_file(backend: Backend, release: Release, raw_id: str) -> ReleaseFile:
+    file_id = sentry.decode_file_id(raw_id)
+    # Archive entries (base64 ids) only exist for artifact bundles, which are not stored yet.
+    if not isinstance(file_id, int):
+        raise NotFound()
+    release_file = await backend.store.get_release_file(release.id, file_id)
+    if release_file is None:
+        raise NotFound()
+    return release_file
+
+
+async def rename_release_file(backend: Backend, release: Release, raw_id: str, data: Any) -> ReleaseFile:
+    """Sentry's order: integer id, then existence, then the body (project_release_file_details.py)."""
+    try:
+        file_id = int(raw_id)
+    except ValueError:
+        # Archive entries cannot be renamed.
+        raise BadRequest("Can only update release files with integer IDs") from None
+    await get_release_file(backend, release, raw_id)
+    name = sentry.validate_rename(sentry.expect_object(data))
+    try:
+        found = await backend.store.rename_release_file(release.id, file_id, name, sentry.release_file_ident)
+    except DuplicateReleaseFile:
+        # Sentry lets the unique constraint surface as a 500 here; the upload's 409 says what happened.
+        raise Conflict(sentry.FILE_EXISTS) from None
+    if not found:
+        raise NotFound()
+    return await get_release_file(backend, release, raw_id)
+
+
+async def delete_release_file(backend: Backend, release: Release, raw_id: str) -> None:
+    file_id = sentry.decode_file_id(raw_id)
+    if file_id is None:
+        raise NotFound()
+    if isinstance(file_id, sentry.ArchiveEntryId):
+        if file_id.dist is not None and not await backend.store.dist_exists(release.id, file_id.dist):
+            raise NotFound()
+        # No artifact index holds this URL: Sentry answers this 404 with an empty body.
+        raise NotFound(None)
+    if not await backend.store.delete_release_file(release.id, file_id, blob_unlinker(backend)):
+        raise NotFound()
+
+
+async def delete_all_release_files(backend: Backend, org: Organization, project: Project | None, version: str) -> None:
+    """sentry-cli's `releases files V delete --all` (SourceMapsEndpoint.delete, api/endpoints/debug_files.py).
+
+    Sentry has only the project route; the organization twin (which sentry-cli calls without
+    `-p`) skips the project link check.
+    """
+    if not version:
+        raise NotFound(None)
+    release = await backend.store.get_release(org.id, version)
+    linked = release is not None and (project is None or await backend.store.is_release_linked(release.id, project.id))
+    if release is None or not linked:
+        raise NotFound("The provided release does not exist")
+    await backend.store.delete_release_files(release.id, blob_unlinker(backend))
+
+
+# --- releases -------------------------------------------------------------------------------
+
+
+async def list_releases(
+    backend: Backend,
+    org: Organization,
+    page: sentry.Page,
+    *,
+    project: Project | None,
+    query: str | None,
+    status: str,
+) -> tuple[list[tuple[Release, list[Project]]], bool]:
+    releases = await backend.store.list_releases(
+        org.id,
+        project_id=project.id if project else None,
+        query=query,
+        status=status,
+        offset=page.offset,
+        limit=page.limit + 1,
+    )
+    return [(r, await backend.store.release_projects(r.id)) for r in releases[: page.limit]], len(releases) > page.limit
+
+
+async def release_with_projects(backend: Backend, release: Release) -> tuple[Release, list[Project]]:
+    return release, await backend.store.release_projects(release.id)
+
+
+async def update_release(
+    backend: Backend, release: Release, fields: ReleaseFields, status: str | None, projects: list[Project]
+) -> tuple[Release, list[Project]]:
+    updated = await backend.store.update_release(
+        release.id,
+        ref=fields.ref,
+        url=fields.url,
+        date_released=fields.date_released,
+        status=status,
+        project_ids=[p.id for p in projects],
+    )
+    return await release_with_projects(backend, updated)
+
+
+async def delete_release(backend: Backend, release: Release) -> None:
+    await backend.store.delete_release(release.id, blob_unlinker(backend))

@@ -26,6 +26,12 @@ from .models import Organization, Project, Release, ReleaseFile, StoredBlob, Tok
 log = logging.getLogger(__name__)
 
 
+# Sentry's ident for (name, dist); passed in so the store stays free of wire rules.
+IdentFor = Callable[[str, str | None], str]
+# Removes blob files from disk, given their sha1s (the blob store, via a worker thread).
+UnlinkBlobs = Callable[[list[str]], Awaitable[None]]
+
+
 class DuplicateReleaseFile(Exception):
     """A release file with this (release, name, dist) — Sentry's ident — already exists."""
 
@@ -66,6 +72,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (release_id, project_id)
     );
     CREATE INDEX release_projects_by_project ON release_projects (project_id);
+    CREATE INDEX releases_by_date ON releases (organization_id, date_created, id);
     CREATE TABLE dists (
         id INTEGER PRIMARY KEY,
         release_id INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
@@ -85,12 +92,15 @@ MIGRATIONS: tuple[str, ...] = (
         release_id INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
         dist_id INTEGER REFERENCES dists(id) ON DELETE CASCADE,
         name TEXT NOT NULL,
+        -- casefold(name), for Sentry's case-insensitive `query` filter without a Python UDF.
+        name_folded TEXT NOT NULL,
         ident TEXT NOT NULL,
         blob_sha1 TEXT NOT NULL REFERENCES blobs(sha1),
         headers TEXT NOT NULL,
         date_created TEXT NOT NULL,
         UNIQUE (release_id, ident)
     );
+    -- Covers the list's ORDER BY so a deep OFFSET skips index entries, not rows.
     CREATE INDEX release_files_by_name ON release_files (release_id, name, id);
     CREATE INDEX release_files_by_blob ON release_files (blob_sha1);
     CREATE TABLE tokens (
@@ -283,18 +293,53 @@ class Store:
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         """The single writer: lock, BEGIN IMMEDIATE, commit or roll back. Keep the body short."""
+        async with self._lock, self._transaction() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT on the writer connection; the caller holds `_lock`."""
         if self._writer is None:
             raise RuntimeError("store is not open")
         conn = self._writer
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            # Shielded: a cancelled request must still leave the connection usable.
+            await asyncio.shield(conn.execute("ROLLBACK"))
+            raise
+        await asyncio.shield(conn.execute("COMMIT"))
+
+    async def _delete_files_where(
+        self, where: str, params: Sequence[Any], unlink_blobs: UnlinkBlobs, *, extra: Sequence[str] = ()
+    ) -> int:
+        """Delete release-file rows (and `extra` statements), then free blobs nobody references.
+
+        Blob rows go in the same transaction as the file rows; the files on disk go after the
+        commit, still under the lock, so no upload can start referencing them in between. A
+        crash after the commit leaves unreferenced blobs, which the start-up sweep removes.
+        """
         async with self._lock:
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                # Shielded: a cancelled request must still leave the connection usable.
-                await asyncio.shield(conn.execute("ROLLBACK"))
-                raise
-            await asyncio.shield(conn.execute("COMMIT"))
+            async with self._transaction() as w:
+                async with w.execute(
+                    f"SELECT DISTINCT blob_sha1 FROM release_files WHERE {where}",  # noqa: S608
+                    params,
+                ) as cur:
+                    candidates = [row[0] for row in await cur.fetchall()]
+                cur = await w.execute(f"DELETE FROM release_files WHERE {where}", params)  # noqa: S608
+                deleted = cur.rowcount
+                for statement in extra:
+                    await w.execute(statement, params)
+                freed = []
+                for sha1 in candidates:
+                    async with w.execute("SELECT 1 FROM release_files WHERE blob_sha1 = ? LIMIT 1", (sha1,)) as c:
+                        if await c.fetchone() is None:
+                            freed.append(sha1)
+                await w.executemany("DELETE FROM blobs WHERE sha1 = ?", [(sha1,) for sha1 in freed])
+            if freed:
+                await unlink_blobs(freed)
+        return deleted
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         async with self._r.execute(sql, params) as cur:
@@ -419,6 +464,72 @@ class Store:
                 changed = changed or cur.rowcount > 0
         return release, changed
 
+    async def list_releases(
+        self,
+        organization_id: int,
+        *,
+        project_id: int | None = None,
+        query: str | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[Release]:
+        """Newest first: by creation (organization list) or by release date (project list)."""
+        where = ["r.organization_id = ?"]
+        params: list[Any] = [organization_id]
+        order = "r.date_created DESC, r.id DESC"
+        if project_id is not None:
+            where.append("r.id IN (SELECT release_id FROM release_projects WHERE project_id = ?)")
+            params.append(project_id)
+            order = "COALESCE(r.date_released, r.date_created) DESC, r.id DESC"
+        if query:
+            where.append("r.version LIKE ? ESCAPE '\\'")
+            params.append("%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        if status is not None:
+            where.append("r.status = ?")
+            params.append(status)
+        columns = ", ".join(f"r.{c.strip()}" for c in _RELEASE_COLUMNS.split(","))
+        rows = await self._fetchall(
+            f"SELECT {columns} FROM releases r WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
+            (*params, limit, offset),
+        )
+        return [_release(r) for r in rows]
+
+    async def update_release(
+        self,
+        release_id: int,
+        *,
+        ref: str | None = None,
+        url: str | None = None,
+        date_released: datetime | None = None,
+        status: str | None = None,
+        project_ids: Iterable[int] = (),
+    ) -> Release:
+        """Set the given fields (None leaves a field as it is) and link projects."""
+        changes = {"ref": ref, "url": url, "date_released": _ts(date_released), "status": status}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        async with self._write() as w:
+            if changes:
+                assignments = ", ".join(f"{column} = ?" for column in changes)
+                await w.execute(
+                    f"UPDATE releases SET {assignments} WHERE id = ?",  # noqa: S608 -- fixed column names
+                    (*changes.values(), release_id),
+                )
+            await w.executemany(
+                "INSERT OR IGNORE INTO release_projects (release_id, project_id) VALUES (?, ?)",
+                [(release_id, p) for p in project_ids],
+            )
+            async with w.execute(f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE id = ?", (release_id,)) as cur:  # noqa: S608
+                row = await cur.fetchone()
+        assert row is not None
+        return _release(row)
+
+    async def delete_release(self, release_id: int, unlink_blobs: UnlinkBlobs) -> None:
+        """The release, its links, dists and files; blobs no other file uses go too."""
+        await self._delete_files_where(
+            "release_id = ?", (release_id,), unlink_blobs, extra=["DELETE FROM releases WHERE id = ?"]
+        )
+
     # --- release files ----------------------------------------------------------------------
 
     async def insert_release_file(
@@ -469,13 +580,14 @@ class Store:
             try:
                 cur = await w.execute(
                     "INSERT INTO release_files"
-                    " (organization_id, release_id, dist_id, name, ident, blob_sha1, headers, date_created)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " (organization_id, release_id, dist_id, name, name_folded, ident, blob_sha1, headers,"
+                    " date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         organization_id,
                         release_id,
                         dist_id,
                         name,
+                        name.casefold(),
                         ident,
                         blob.sha1,
                         json.dumps(headers),
@@ -497,6 +609,10 @@ class Store:
             date_created=now,
         )
 
+    async def dist_exists(self, release_id: int, name: str) -> bool:
+        row = await self._fetchone("SELECT 1 FROM dists WHERE release_id = ? AND name = ?", (release_id, name))
+        return row is not None
+
     async def get_release_file(self, release_id: int, file_id: int) -> ReleaseFile | None:
         row = await self._fetchone(f"{_FILE_SELECT} WHERE f.release_id = ? AND f.id = ?", (release_id, file_id))
         return _release_file(row) if row else None
@@ -508,6 +624,49 @@ class Store:
     async def count_release_files(self) -> int:
         row = await self._fetchone("SELECT count(*) FROM release_files")
         return int(row[0])
+
+    async def list_release_files(
+        self,
+        release_id: int,
+        *,
+        offset: int,
+        limit: int,
+        queries: Sequence[str] = (),
+        checksums: Sequence[str] = (),
+    ) -> list[ReleaseFile]:
+        """A page ordered by name; `queries` match case-insensitively (any), `checksums` exactly."""
+        sql, params = release_files_page_sql(
+            release_id, offset=offset, limit=limit, queries=queries, checksums=checksums
+        )
+        return [_release_file(r) for r in await self._fetchall(sql, params)]
+
+    async def rename_release_file(self, release_id: int, file_id: int, name: str, ident_for: IdentFor) -> bool:
+        """Rename and recompute the ident from the file's dist; False if there is no such file."""
+        async with self._write() as w:
+            async with w.execute(
+                "SELECT d.name FROM release_files f LEFT JOIN dists d ON d.id = f.dist_id"
+                " WHERE f.release_id = ? AND f.id = ?",
+                (release_id, file_id),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return False
+            try:
+                await w.execute(
+                    "UPDATE release_files SET name = ?, name_folded = ?, ident = ? WHERE id = ?",
+                    (name, name.casefold(), ident_for(name, row[0]), file_id),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateReleaseFile(name) from exc
+        return True
+
+    async def delete_release_file(self, release_id: int, file_id: int, unlink_blobs: UnlinkBlobs) -> bool:
+        deleted = await self._delete_files_where("release_id = ? AND id = ?", (release_id, file_id), unlink_blobs)
+        return deleted > 0
+
+    async def delete_release_files(self, release_id: int, unlink_blobs: UnlinkBlobs) -> int:
+        """Every file of a release (sentry-cli's `delete --all`)."""
+        return await self._delete_files_where("release_id = ?", (release_id,), unlink_blobs)
 
     # --- blobs ------------------------------------------------------------------------------
 
@@ -586,6 +745,27 @@ class Store:
                 (_ts(utcnow()), token_id),
             )
             return cur.rowcount > 0
+
+
+def release_files_page_sql(
+    release_id: int, *, offset: int, limit: int, queries: Sequence[str] = (), checksums: Sequence[str] = ()
+) -> tuple[str, tuple[Any, ...]]:
+    """The list query. The page's ids come from the covering index alone, so a deep OFFSET
+    skips index entries rather than joined rows; only the page itself is joined."""
+    where = ["release_id = ?"]
+    params: list[Any] = [release_id]
+    if queries:
+        where.append("(" + " OR ".join("instr(name_folded, ?) > 0" for _ in queries) + ")")
+        params += [q.casefold() for q in queries]
+    if checksums:
+        where.append(f"blob_sha1 IN ({', '.join('?' for _ in checksums)})")
+        params += list(checksums)
+    sql = (
+        f"WITH page AS (SELECT id FROM release_files WHERE {' AND '.join(where)}"  # noqa: S608 -- fixed fragments
+        " ORDER BY name, id LIMIT ? OFFSET ?)"
+        f"{_FILE_SELECT} JOIN page ON page.id = f.id ORDER BY f.name, f.id"
+    )
+    return sql, (*params, limit, offset)
 
 
 def _split_statements(script: str) -> list[str]:

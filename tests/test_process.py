@@ -100,3 +100,41 @@ async def test_memory_is_flat_while_receiving_a_large_file(tmp_path: Path) -> No
             assert (await resp.json())["sha1"] == digest.hexdigest()
         peak = peak_rss(server.proc.pid)
     assert peak - idle < RSS_ALLOWANCE, f"peak RSS grew by {(peak - idle) / MiB:.1f} MiB"
+
+
+async def test_memory_is_flat_while_sending_a_large_download(tmp_path: Path) -> None:
+    block = bytes(range(256)) * 4096  # 1 MiB
+    count = LARGE_FILE // len(block)
+
+    async def body(boundary: str) -> AsyncIterator[bytes]:
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'.encode()
+        for _ in range(count):
+            yield block
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with running_server(tmp_path / "data", token=TOKEN, extra_args=["--no-fsync"]) as server:
+        assert server.proc is not None
+        async with aiohttp.ClientSession(server.url, headers=HEADERS) as session:
+            await session.post("/api/0/projects/acme/web/releases/", json={"version": "1.0"})
+            resp = await session.post(
+                "/api/0/projects/acme/web/releases/1.0/files/",
+                data=body("b"),
+                headers={"Content-Type": "multipart/form-data; boundary=b"},
+            )
+            uploaded = await resp.json()
+            url = f"/api/0/projects/acme/web/releases/1.0/files/{uploaded['id']}/?download"
+            # One small download first, so the code path is warm before the baseline is read.
+            warm = await session.get(url, headers={"Range": "bytes=0-9"})
+            assert await warm.read() == block[:10]
+            idle = peak_rss(server.proc.pid)
+            digest = hashlib.sha1()
+            received = 0
+            async with session.get(url) as resp:
+                assert resp.status == 200
+                async for chunk in resp.content.iter_chunked(1 << 20):
+                    digest.update(chunk)
+                    received += len(chunk)
+        peak = peak_rss(server.proc.pid)
+    assert received == LARGE_FILE
+    assert digest.hexdigest() == uploaded["sha1"]
+    assert peak - idle < RSS_ALLOWANCE, f"peak RSS grew by {(peak - idle) / MiB:.1f} MiB"

@@ -16,7 +16,7 @@ from relserver.blobstore import BlobStore
 from relserver.config import Config
 from relserver.keys import blobstore_key, store_key
 from relserver.sentry import release_file_ident
-from relserver.store import MIGRATIONS, Store
+from relserver.store import MIGRATIONS, Store, release_files_page_sql
 
 from .conftest import ADMIN_TOKEN, ClientFactory, blob_files, create_release, temp_files, upload
 
@@ -174,3 +174,12 @@ def test_ident_matches_sentrys_examples() -> None:
     # Values from Sentry's ReleaseFile.get_ident (spec §4.2).
     assert release_file_ident("~/app.js", None) == "a2701d97673c73be8e599198cabbe86fafa593fc"
     assert release_file_ident("~/app.js", "web") == "188f9b2fce5908768ee54179815cd7ea43bb32d0"
+
+
+async def test_a_deep_page_is_read_from_the_index_without_a_full_scan(config: Config, store: Store) -> None:
+    """Listing at offset 19 900 walks the covering index, never the table (spec: 20 000 cap)."""
+    sql, params = release_files_page_sql(1, offset=19_900, limit=101)
+    with contextlib.closing(sqlite3.connect(config.db_path)) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+    assert any("COVERING INDEX release_files_by_name" in step for step in plan), plan
+    assert not any(step.startswith("SCAN f") or step == "SCAN release_files" for step in plan), plan

@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.web_routedef import RouteDef
 
-from . import files, releases
+from . import files, index, releases
 
 ORG = "/api/0/organizations/{org}"
 PROJECT = "/api/0/projects/{org}/{project}"
 
 
+def _in_both_scopes(scope: str) -> list[RouteDef]:
+    """Routes that behave the same at organization and project scope."""
+    release = f"{scope}/releases/{{version}}"
+    return [
+        web.get(f"{release}/", releases.release_details),
+        web.put(f"{release}/", releases.update_release),
+        web.delete(f"{release}/", releases.delete_release),
+        web.get(f"{release}/files/", files.list_release_files),
+        web.post(f"{release}/files/", files.upload_release_file),
+        web.get(f"{release}/files/{{file_id}}/", files.release_file_details),
+        web.put(f"{release}/files/{{file_id}}/", files.rename_release_file),
+        web.delete(f"{release}/files/{{file_id}}/", files.delete_release_file),
+        web.delete(f"{scope}/files/source-maps/", files.delete_all_release_files),
+    ]
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_routes(
         [
+            web.get("/api/0/", index.api_index),
+            web.get(f"{ORG}/releases/", releases.list_organization_releases),
             web.post(f"{ORG}/releases/", releases.create_organization_release),
+            web.get(f"{PROJECT}/releases/", releases.list_project_releases),
             web.post(f"{PROJECT}/releases/", releases.create_project_release),
-            web.post(f"{ORG}/releases/{{version}}/files/", files.upload_release_file),
-            web.post(f"{PROJECT}/releases/{{version}}/files/", files.upload_release_file),
+            *_in_both_scopes(ORG),
+            *_in_both_scopes(PROJECT),
         ]
     )

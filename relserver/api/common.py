@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, urlencode
 
 from aiohttp import web
 
-from .. import service
+from .. import sentry, service
 from ..errors import BadRequest, UnsupportedMediaType
 from ..keys import blobstore_key, config_key, store_key, token_key
 from ..models import Organization, Project, Release
@@ -70,6 +70,15 @@ async def read_data(request: web.Request) -> Any:
         # Single-valued fields read as their last value, list fields as all (QueryDict).
         return {k: v if k == "projects" else v[-1] for k, v in form.items()}
     raise UnsupportedMediaType(request.headers.get("Content-Type", ""))
+
+
+def paginated_response(request: web.Request, items: list[Any], page: sentry.Page, *, has_more: bool) -> web.Response:
+    """A JSON array with Sentry's Link header (api/base.py build_cursor_link)."""
+    # The absolute path, percent-quoted, then the query without `cursor` (repeated keys kept):
+    # with nothing else in the query this gives Sentry's own `…/?&cursor=…` form.
+    query = urlencode([(k, v) for k, v in request.query.items() if k != "cursor"])
+    base = f"{request.scheme}://{request.host}{quote(request.path)}?{query}"
+    return json_response(items, headers={"Link": sentry.link_header(base, page, has_more=has_more)})
 
 
 async def organization(request: web.Request) -> Organization:

@@ -5,10 +5,37 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import sentry, service
-from ..auth import RELEASE_SCOPES
-from ..keys import blobstore_key, config_key
+from ..auth import RELEASE_SCOPES, may_download
+from ..errors import PermissionDenied
+from ..keys import blobstore_key, config_key, token_key
 from ..upload import UploadLimits, receive_upload
-from .common import backend, json_response, release_in_scope, requires
+from .common import (
+    backend,
+    json_response,
+    organization_and_project,
+    paginated_response,
+    read_data,
+    release_in_scope,
+    requires,
+)
+from .download import BlobResponse
+
+
+@requires(RELEASE_SCOPES)
+async def list_release_files(request: web.Request) -> web.Response:
+    """GET …/releases/{version}/files/ — by name, `query` and `checksum` filters, Sentry's cursors."""
+    _, release = await release_in_scope(request)
+    page = sentry.offset_page(
+        request.query.get("per_page"), request.query.get("cursor"), max_offset=sentry.MAX_RELEASE_FILES_OFFSET
+    )
+    files, has_more = await service.list_release_files(
+        backend(request),
+        release,
+        page,
+        queries=request.query.getall("query", []),
+        checksums=request.query.getall("checksum", []),
+    )
+    return paginated_response(request, [sentry.release_file_json(f) for f in files], page, has_more=has_more)
 
 
 @requires(RELEASE_SCOPES)
@@ -29,3 +56,47 @@ async def upload_release_file(request: web.Request) -> web.Response:
         # After a commit the temp file has been renamed away; this only removes leftovers.
         await form.discard()
     return json_response(sentry.release_file_json(release_file), status=201)
+
+
+@requires(RELEASE_SCOPES)
+async def release_file_details(request: web.Request) -> web.StreamResponse:
+    """GET …/files/{file_id}/ — the JSON, or the bytes when `download` is present at all."""
+    _, release = await release_in_scope(request)
+    release_file = await service.get_release_file(backend(request), release, request.match_info["file_id"])
+    if "download" not in request.query:
+        return json_response(sentry.release_file_json(release_file))
+    # Looked up first, so a missing file is a 404 even for those who may not download.
+    if not may_download(request[token_key], organization_scope="project" not in request.match_info):
+        raise PermissionDenied(None)  # Sentry answers this 403 with an empty body.
+    return BlobResponse(
+        request.app[blobstore_key].path_for(release_file.sha1),
+        size=release_file.size,
+        sha1=release_file.sha1,
+        content_type=sentry.download_content_type(release_file.headers),
+        disposition=sentry.content_disposition(release_file.name),
+    )
+
+
+@requires(RELEASE_SCOPES)
+async def rename_release_file(request: web.Request) -> web.Response:
+    """PUT …/files/{file_id}/ with `name`."""
+    _, release = await release_in_scope(request)
+    data = await read_data(request)
+    release_file = await service.rename_release_file(backend(request), release, request.match_info["file_id"], data)
+    return json_response(sentry.release_file_json(release_file))
+
+
+@requires(RELEASE_SCOPES)
+async def delete_release_file(request: web.Request) -> web.Response:
+    """DELETE …/files/{file_id}/ — the row, and the blob once nothing else uses it."""
+    _, release = await release_in_scope(request)
+    await service.delete_release_file(backend(request), release, request.match_info["file_id"])
+    return web.Response(status=204)
+
+
+@requires(RELEASE_SCOPES)
+async def delete_all_release_files(request: web.Request) -> web.Response:
+    """DELETE …/files/source-maps/?name={version} — every file of one release."""
+    org, project = await organization_and_project(request)
+    await service.delete_all_release_files(backend(request), org, project, request.query.get("name", ""))
+    return web.Response(status=204)

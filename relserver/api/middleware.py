@@ -13,6 +13,7 @@ from aiohttp import web
 from .. import auth
 from ..errors import APIError, NotAuthenticated
 from ..keys import request_id_key, store_key, token_key
+from ..models import Token
 from .common import Handler, json_response, required_scopes
 
 log = logging.getLogger("relserver.api")
@@ -52,20 +53,45 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.St
     """aiohttp's own 404/405/413 get Sentry's shapes; other HTTP exceptions pass unchanged."""
     if exc.status == 404:
         # DESIGN D6: unknown calls answer Sentry's bare 404 and leave one line in the log.
-        if request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/"):
-            log.warning(
-                "unimplemented API call: %s %s%s",
-                request.method,
-                request.path,
-                f"?{request.query_string}" if request.query_string else "",
-            )
-        return web.Response(status=404)
+        if not (request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/")):
+            return web.Response(status=404)
+        log.warning(
+            "unimplemented API call: %s %s%s",
+            request.method,
+            request.path,
+            f"?{request.query_string}" if request.query_string else "",
+        )
+        return _not_found_hint(request)
     if exc.status == 405:
         # DRF's MethodNotAllowed message.
         return json_response({"detail": f'Method "{request.method}" not allowed.'}, status=405)
     if exc.status == 413:
         return json_response({"detail": exc.text or "Request body too large"}, status=413)
     raise exc
+
+
+async def authenticate(request: web.Request) -> Token | None:
+    """The request's token; None when no credentials were sent; Sentry's 401 when they are bad."""
+    raw = auth.bearer_token(request.headers.get("Authorization"))
+    if raw is None:
+        return None
+    token = await request.app[store_key].get_token(auth.hash_token(raw))
+    if token is None or token.revoked:
+        raise auth.invalid_token_error(raw)
+    return token
+
+
+def _not_found_hint(request: web.Request) -> web.Response:
+    """Sentry's catch-all (api/endpoints/catchall.py): a hint when the trailing slash is missing."""
+    if request.path.endswith("/"):
+        return web.Response(status=404)
+    help_text = "Route not found, did you forget a trailing slash?"
+    suggestion = f"try: {request.path}/"
+    if request.headers.get("Content-Type", "").startswith("application/json"):
+        return json_response({"info": f"{help_text} {suggestion}"}, status=404)
+    arrow = " " * (len(suggestion) - 1) + "^"
+    body = f"{help_text}\n\n{suggestion}\n{arrow}\n".encode()
+    return web.Response(status=404, body=body, content_type="text/plain")
 
 
 @web.middleware
@@ -75,12 +101,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     scope_map = required_scopes(match_info.handler) if match_info.http_exception is None else None
     if scope_map is None:
         return await handler(request)
-    raw = auth.bearer_token(request.headers.get("Authorization"))
-    if raw is None:
+    token = await authenticate(request)
+    if token is None:
         raise NotAuthenticated(auth.NOT_PROVIDED)
-    token = await request.app[store_key].get_token(auth.hash_token(raw))
-    if token is None or token.revoked:
-        raise auth.invalid_token_error(raw)
     auth.check_scopes(token, request.method, scope_map)
     request[token_key] = token
     return await handler(request)

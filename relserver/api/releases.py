@@ -10,7 +10,17 @@ from aiohttp import web
 from .. import sentry, service
 from ..auth import RELEASE_SCOPES
 from ..errors import BadRequest
-from .common import backend, json_response, organization, organization_and_project, read_data, requires
+from ..models import Project, Release
+from .common import (
+    backend,
+    json_response,
+    organization,
+    organization_and_project,
+    paginated_response,
+    read_data,
+    release_in_scope,
+    requires,
+)
 
 # DRF DateTimeField's message for an unparsable value.
 DATETIME_FORMAT_ERROR = (
@@ -100,3 +110,75 @@ async def create_project_release(request: web.Request) -> web.Response:
         raise BadRequest(errors)
     release, changed, linked = await service.create_release(backend(request), org, version, [project], fields)
     return json_response(sentry.release_json(release, linked), status=_created_or_reported(changed))
+
+
+def _release_page(request: web.Request) -> sentry.Page:
+    return sentry.offset_page(request.query.get("per_page"), request.query.get("cursor"))
+
+
+async def _release_list_response(
+    request: web.Request, page: sentry.Page, found: list[tuple[Release, list[Project]]], has_more: bool
+) -> web.Response:
+    return paginated_response(request, [sentry.release_json(r, p) for r, p in found], page, has_more=has_more)
+
+
+@requires(RELEASE_SCOPES)
+async def list_organization_releases(request: web.Request) -> web.Response:
+    """GET /organizations/{org}/releases/ — newest first, open ones unless `status=archived`."""
+    org = await organization(request)
+    status = request.query.get("status", "open")
+    if status not in sentry.RELEASE_STATUSES:
+        raise BadRequest("invalid value for status")
+    page = _release_page(request)
+    found, has_more = await service.list_releases(
+        backend(request), org, page, project=None, query=request.query.get("query"), status=status
+    )
+    return await _release_list_response(request, page, found, has_more)
+
+
+@requires(RELEASE_SCOPES)
+async def list_project_releases(request: web.Request) -> web.Response:
+    """GET /projects/{org}/{project}/releases/ — open releases, newest release date first."""
+    org, project = await organization_and_project(request)
+    page = _release_page(request)
+    found, has_more = await service.list_releases(
+        backend(request), org, page, project=project, query=request.query.get("query"), status="open"
+    )
+    return await _release_list_response(request, page, found, has_more)
+
+
+@requires(RELEASE_SCOPES)
+async def release_details(request: web.Request) -> web.Response:
+    """GET …/releases/{version}/ at either scope."""
+    _, release = await release_in_scope(request)
+    release, projects = await service.release_with_projects(backend(request), release)
+    return json_response(sentry.release_json(release, projects))
+
+
+@requires(RELEASE_SCOPES)
+async def update_release(request: web.Request) -> web.Response:
+    """PUT …/releases/{version}/ — `ref`, `url`, `dateReleased`, `status`, and (org scope) `projects`."""
+    org, release = await release_in_scope(request)
+    data = sentry.expect_object(await read_data(request))
+    errors: dict[str, list[str]] = {}
+    fields = _release_fields(request, data, errors)
+    status = sentry.validate_status(data, errors)
+    refs = _project_refs(data, errors) if "projects" in data and "project" not in request.match_info else []
+    if errors:
+        raise BadRequest(errors)
+    # Sentry applies a field only when its value is truthy; "open" is status 0, so it never
+    # un-archives a release (organization_release_details.py, project_release_details.py).
+    if status == "open":
+        status = None
+    # Sentry ignores `projects` here; linking them is what `releases finalize` callers expect.
+    projects = await service.resolve_release_projects(backend(request), org, refs) if refs else []
+    release, linked = await service.update_release(backend(request), release, fields, status, projects)
+    return json_response(sentry.release_json(release, linked))
+
+
+@requires(RELEASE_SCOPES)
+async def delete_release(request: web.Request) -> web.Response:
+    """DELETE …/releases/{version}/ — the release and all of its files."""
+    _, release = await release_in_scope(request)
+    await service.delete_release(backend(request), release)
+    return web.Response(status=204)

@@ -1,0 +1,101 @@
+"""Streaming a stored blob to the client: sendfile when the transport allows, Range and ETag.
+
+Sentry streams downloads without either; relserver adds `Range` (206) and an ETag (the
+sha1, so it never changes for the same bytes) because browsers and curl use them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import BinaryIO
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+
+# Bytes read per hop when sendfile is unavailable (TLS, odd transports).
+FALLBACK_CHUNK_SIZE = 256 * 1024
+
+
+class BlobResponse(web.StreamResponse):
+    """The bytes of one blob, or the requested range of them."""
+
+    def __init__(self, path: Path, *, size: int, sha1: str, content_type: str, disposition: str) -> None:
+        super().__init__()
+        self._blob_path = path
+        self._blob_size = size
+        self._blob_etag = sha1
+        self._blob_content_type = content_type
+        self._blob_disposition = disposition
+        self.headers[hdrs.ACCEPT_RANGES] = "bytes"
+        self.etag = sha1
+
+    def _matches(self, etags: tuple[object, ...] | None) -> bool:
+        return etags is not None and any(getattr(e, "value", None) in (self._blob_etag, "*") for e in etags)
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._matches(request.if_none_match):
+            self.set_status(304)
+            return await super().prepare(request)
+        self.content_type = self._blob_content_type
+        self.headers[hdrs.CONTENT_DISPOSITION] = self._blob_disposition
+        start, count = 0, self._blob_size
+        if_range = request.headers.get(hdrs.IF_RANGE)
+        if hdrs.RANGE in request.headers and (if_range is None or if_range.strip('"') == self._blob_etag):
+            try:
+                rng = request.http_range
+            except ValueError:
+                return await self._unsatisfiable(request)
+            if rng.start is not None or rng.stop is not None:
+                start, stop = _resolve(rng, self._blob_size)
+                if start >= self._blob_size or stop <= start:
+                    return await self._unsatisfiable(request)
+                count = stop - start
+                self.set_status(206)
+                self.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{self._blob_size}"
+        self.content_length = count
+        fobj = await asyncio.to_thread(self._blob_path.open, "rb")
+        try:
+            writer = await super().prepare(request)
+            assert writer is not None
+            if count and request.method != "HEAD":
+                await self._send(request, writer, fobj, start, count)
+            await self.write_eof()
+            return writer
+        finally:
+            await asyncio.to_thread(fobj.close)
+
+    async def _unsatisfiable(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        self.set_status(416)
+        self.headers[hdrs.CONTENT_RANGE] = f"bytes */{self._blob_size}"
+        self.content_length = 0
+        return await super().prepare(request)
+
+    async def _send(
+        self, request: web.BaseRequest, writer: AbstractStreamWriter, fobj: BinaryIO, start: int, count: int
+    ) -> None:
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost")
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):
+            # Zero-copy from the page cache; fallback=False keeps file reads off the loop.
+            await loop.sendfile(transport, fobj, start, count, fallback=False)
+            return
+        await asyncio.to_thread(fobj.seek, start)
+        while count > 0:
+            chunk = await asyncio.to_thread(fobj.read, min(FALLBACK_CHUNK_SIZE, count))
+            if not chunk:
+                raise ConnectionResetError("blob shorter than recorded")
+            await writer.write(chunk)
+            count -= len(chunk)
+
+
+def _resolve(rng: slice, size: int) -> tuple[int, int]:
+    """aiohttp's parsed Range (a slice) → [start, stop) within the file."""
+    if rng.start is not None and rng.start < 0 and rng.stop is None:
+        return max(size + rng.start, 0), size  # suffix range: the last N bytes
+    start = rng.start or 0
+    stop = size if rng.stop is None else min(rng.stop, size)
+    return start, stop
