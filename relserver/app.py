@@ -11,10 +11,11 @@ from aiohttp import web
 
 from .api import setup_routes
 from .api.middleware import auth_middleware, error_middleware, request_id_middleware
+from .assembly import Assembler
 from .blobstore import BlobStore, SweepReport
 from .config import Config
-from .keys import blobstore_key, config_key, store_key
-from .service import bootstrap_tokens
+from .keys import assembler_key, blobstore_key, config_key, store_key
+from .service import Backend, bootstrap_tokens
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,15 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         app[store_key] = store
         app[blobstore_key] = blobstore
         app[startup_key] = StartupReport(sweep=sweep, new_admin_token=new_token)
-        yield
+        assembler = Assembler(Backend(config=config, store=store, blobstore=blobstore))
+        app[assembler_key] = assembler
+        # Assemblies a previous process accepted and did not finish start again (their chunks
+        # are owned blobs, which the sweep keeps).
+        await assembler.resume()
+        try:
+            yield
+        finally:
+            await assembler.close()
     finally:
         await store.close()
 

@@ -109,6 +109,10 @@ class BlobStore:
         if self.fsync:
             _fsync_dir(final.parent)
 
+    def commit_many(self, items: list[tuple[TempBlob, StoredBlob]]) -> None:
+        for temp, blob in items:
+            self.commit(temp, blob)
+
     def _make_dirs(self, directory: Path) -> None:
         missing = []
         while not directory.exists():

@@ -22,11 +22,13 @@ from aiohttp import web
 from . import __version__, auth, sentry
 from .app import create_app, startup_key
 from .config import (
+    CHUNK_SIZE,
     DEFAULT_DATA_DIR,
     DEFAULT_HOST,
     DEFAULT_PORT,
     LOG_LEVELS,
     MAX_FILE_SIZE,
+    UPLOAD_MODES,
     Config,
     GiB,
     KiB,
@@ -52,6 +54,14 @@ def parse_size(text: str) -> int:
     if not match:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 1048576, 512KiB, 10MB or 2GiB)")
     return int(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+
+
+def parse_chunk_size(text: str) -> int:
+    size = parse_size(text)
+    # sentry-cli <= 2.39.1 assumes a power of two (api/endpoints/chunk.py comment).
+    if size < 1024 or size & (size - 1):
+        raise argparse.ArgumentTypeError(f"not a power of two of at least 1KiB: {text!r}")
+    return size
 
 
 def parse_port(text: str) -> int:
@@ -160,6 +170,35 @@ def serve_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "first use, as Sentry does (env RELSERVER_NO_AUTO_CREATE=1)",
     )
     parser.add_argument(
+        "--upload-mode",
+        choices=UPLOAD_MODES,
+        default=env("UPLOAD_MODE", str, "artifact-bundles"),
+        help="what chunk upload offers, which picks sentry-cli 2.x's path: artifact-bundles (as "
+        "today's Sentry), release-bundles (one zip unpacked into release files), legacy (no chunk "
+        "upload: one multipart request per file) (env RELSERVER_UPLOAD_MODE; default %(default)s)",
+    )
+    parser.add_argument(
+        "--public-url",
+        default=env("PUBLIC_URL", str, None),
+        metavar="URL",
+        help="the origin clients reach this server on, for the chunk-upload URL and Link headers; "
+        "default: the origin of each request (env RELSERVER_PUBLIC_URL)",
+    )
+    parser.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        default=env("TRUST_PROXY", parse_bool, False),
+        help="take the request origin from X-Forwarded-Proto/-Host; only behind your own proxy "
+        "(env RELSERVER_TRUST_PROXY=1)",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=parse_chunk_size,
+        default=env("CHUNK_SIZE", parse_chunk_size, CHUNK_SIZE),
+        metavar="SIZE",
+        help="chunk size advertised to clients, a power of two (env RELSERVER_CHUNK_SIZE; default 8MiB, Sentry's)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default=env("LOG_LEVEL", str.lower, "info"),
@@ -178,6 +217,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         fsync=not args.no_fsync,
         auto_create=not args.no_auto_create,
         log_level=args.log_level,
+        upload_mode=args.upload_mode,
+        public_url=args.public_url or None,
+        trust_proxy=args.trust_proxy,
+        chunk_size=args.chunk_size,
     )
 
 

@@ -36,6 +36,25 @@ MAX_PARTS = 1000
 # at least 256 KiB per hop keeps thread switches rare).
 WRITE_BATCH_SIZE = 256 * KiB
 
+# Chunk upload, as Sentry advertises it (api/endpoints/chunk.py). The chunk size must stay a
+# power of two: sentry-cli <= 2.39.1 refuses anything else.
+CHUNK_SIZE = 8 * MiB
+CHUNKS_PER_REQUEST = 64
+MAX_REQUEST_SIZE = 32 * MiB
+CHUNK_UPLOAD_CONCURRENCY = 8
+
+# Bundles are untrusted zips. Sentry bounds only the assembled file (maxFileSize); these caps
+# bound what unpacking one may cost. A real build of a few thousand files with maps is far
+# below each of them.
+MAX_BUNDLE_MEMBERS = 20_000
+MAX_BUNDLE_MEMBER_SIZE = 256 * MiB
+MAX_BUNDLE_EXPANDED_SIZE = 4 * GiB
+# Deflate tops out near 1032:1; honest source maps compress about 4-10:1.
+MAX_BUNDLE_COMPRESSION_RATIO = 200
+
+# How the chunk-upload endpoint presents itself, which decides sentry-cli 2.x's upload path.
+UPLOAD_MODES = ("artifact-bundles", "release-bundles", "legacy")
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -57,6 +76,19 @@ class Config:
     # Organizations and projects appear on first use by a valid token (DESIGN D3).
     auto_create: bool = True
     log_level: str = "info"
+    # What the chunk-upload GET advertises (DESIGN D5); "legacy" answers it with a 404.
+    upload_mode: str = "artifact-bundles"
+    # The origin clients should send chunks to; None means the origin of each request.
+    public_url: str | None = None
+    # Believe X-Forwarded-Proto/-Host (only behind a proxy you run).
+    trust_proxy: bool = False
+    chunk_size: int = CHUNK_SIZE
+    chunks_per_request: int = CHUNKS_PER_REQUEST
+    max_request_size: int = MAX_REQUEST_SIZE
+    max_bundle_members: int = MAX_BUNDLE_MEMBERS
+    max_bundle_member_size: int = MAX_BUNDLE_MEMBER_SIZE
+    max_bundle_expanded_size: int = MAX_BUNDLE_EXPANDED_SIZE
+    max_bundle_compression_ratio: int = MAX_BUNDLE_COMPRESSION_RATIO
 
     @property
     def db_path(self) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .assembly import Assembler
 from .blobstore import BlobStore
 from .config import Config
 from .models import Token
@@ -12,6 +13,7 @@ from .store import Store
 config_key = web.AppKey("config", Config)
 store_key = web.AppKey("store", Store)
 blobstore_key = web.AppKey("blobstore", BlobStore)
+assembler_key = web.AppKey("assembler", Assembler)
 
 # The authenticated token of the request, set by the auth middleware on API routes.
 token_key = web.RequestKey("token", Token)

@@ -72,3 +72,54 @@ class StoredBlob:
 
     sha1: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssembleTask:
+    """The state of one assembly (Sentry's assemble status, kept in SQLite here)."""
+
+    state: str
+    detail: str | None
+    date_updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactBundle:
+    id: int
+    organization_id: int
+    bundle_id: str
+    checksum: str
+    release: str | None
+    dist: str | None
+    file_count: int
+    date_created: datetime
+    date_modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BundleFile:
+    """One member of an artifact bundle, as stored: its bytes are the blob `sha1`."""
+
+    id: int
+    artifact_bundle_id: int
+    path: str
+    url: str
+    file_type: str | None
+    headers: dict[str, str]
+    debug_id: str | None
+    sha1: str
+    size: int
+    dist: str | None
+    date_created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewBundleFile:
+    """A member extracted during assembly, hashed into a temp blob, not yet committed."""
+
+    path: str
+    url: str
+    file_type: str | None
+    headers: dict[str, str]
+    debug_id: str | None
+    blob: StoredBlob

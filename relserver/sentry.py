@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema
+
 from .errors import BadRequest
-from .models import Project, Release, ReleaseFile
+from .models import BundleFile, Project, Release, ReleaseFile
 
 # --- messages clients compare byte for byte -------------------------------------------------
 
@@ -421,3 +424,67 @@ def content_disposition(name: str) -> str:
     basename = " ".join(name.split()).rsplit("/", 1)[-1]
     # Sentry leaves quotes alone; control characters cannot go into an HTTP header at all.
     return f'attachment; filename="{_CONTROL.sub("", basename)}"'
+
+
+def archive_entry_json(entry: BundleFile) -> dict[str, Any]:
+    """A bundle member in a release's file list: Sentry's release-archive entry shape (§5.2)."""
+    return {
+        "id": encode_archive_entry_id(entry.dist, entry.url),
+        "name": entry.url,
+        "dist": entry.dist,
+        "headers": entry.headers,
+        "size": entry.size,
+        "sha1": entry.sha1,
+        "dateCreated": format_datetime(entry.date_created),
+    }
+
+
+# --- assemble bodies (organization_release_assemble.py, organization_artifactbundle_assemble.py) ----
+
+_SHA1_PATTERN = "^[0-9a-f]{40}$"
+RELEASE_ASSEMBLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "checksum": {"type": "string", "pattern": _SHA1_PATTERN},
+        "chunks": {"type": "array", "items": {"type": "string", "pattern": _SHA1_PATTERN}},
+    },
+    "required": ["checksum", "chunks"],
+    "additionalProperties": False,
+}
+ARTIFACT_BUNDLE_ASSEMBLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "string", "pattern": "^[^/]+$"},
+        "dist": {"type": "string"},
+        "projects": {"type": "array", "items": {"type": "string"}},
+        "checksum": {"type": "string", "pattern": _SHA1_PATTERN},
+        "chunks": {"type": "array", "items": {"type": "string", "pattern": _SHA1_PATTERN}},
+    },
+    "required": ["checksum", "chunks", "projects"],
+    "additionalProperties": False,
+}
+# The newest artifact-bundle endpoint words errors per field; others keep the validator's text.
+ARTIFACT_BUNDLE_FIELD_ERRORS = {
+    "version": 'The version field cannot be empty and cannot contain any "/" characters.',
+    "dist": "The dist field must be a string.",
+    "projects": "The projects field is required and must be provided as an array of strings.",
+    "checksum": "The checksum field is required and must be a 40-character hexadecimal string.",
+    "chunks": "The chunks field is required and must be provided as an array of 40-character hexadecimal strings.",
+}
+
+
+def validate_assemble_body(raw: bytes, schema: dict[str, Any], field_errors: dict[str, str] | None = None) -> Any:
+    """Parse and check an assemble body; errors are `{"error": …}` 400s as Sentry words them."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadRequest({"error": "Invalid json body"}) from None
+    error = jsonschema.exceptions.best_match(jsonschema.Draft4Validator(schema).iter_errors(data))
+    if error is not None:
+        field = error.path[0] if error.path else None
+        if field_errors and isinstance(field, str) and field in field_errors:
+            message = field_errors[field]
+        else:
+            message = str(error.message).splitlines()[0]
+        raise BadRequest({"error": message})
+    return data

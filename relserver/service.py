@@ -16,10 +16,11 @@ from typing import Any
 
 from . import auth, sentry
 from .auth import check_organization
-from .blobstore import BlobStore
+from .blobstore import BlobStore, TempBlob
+from .chunks import ReceivedChunk, check_checksums
 from .config import Config
 from .errors import BadRequest, Conflict, NotFound
-from .models import Organization, Project, Release, ReleaseFile, Token
+from .models import BundleFile, Organization, Project, Release, ReleaseFile, Token
 from .store import DuplicateReleaseFile, Store, UnlinkBlobs
 from .upload import UploadForm
 
@@ -198,24 +199,73 @@ def blob_unlinker(backend: Backend) -> UnlinkBlobs:
 
 
 async def list_release_files(
-    backend: Backend, release: Release, page: sentry.Page, *, queries: list[str], checksums: list[str]
-) -> tuple[list[ReleaseFile], bool]:
-    """One page and whether another follows (fetched as one extra row)."""
-    files = await backend.store.list_release_files(
-        release.id, offset=page.offset, limit=page.limit + 1, queries=queries, checksums=checksums
+    backend: Backend,
+    org: Organization,
+    release: Release,
+    page: sentry.Page,
+    *,
+    queries: list[str],
+    checksums: list[str],
+) -> tuple[list[ReleaseFile | BundleFile], bool]:
+    """One page and whether another follows (fetched as one extra row).
+
+    Classic files by name come first, then the members of artifact bundles tied to the
+    release (Sentry's release-archive entries, spec §3.4). The classic rows are counted only
+    when a page reaches past them.
+    """
+    store = backend.store
+    wanted = page.limit + 1
+    classic = await store.list_release_files(
+        release.id, offset=page.offset, limit=wanted, queries=queries, checksums=checksums
     )
-    return files[: page.limit], len(files) > page.limit
+    found: list[ReleaseFile | BundleFile] = list(classic)
+    if len(found) < wanted:
+        if classic:
+            archive_offset = 0
+        else:
+            classic_total = await store.count_release_files_matching(release.id, queries=queries, checksums=checksums)
+            archive_offset = page.offset - classic_total
+        found += await store.list_archive_entries(
+            org.id,
+            release.version,
+            offset=archive_offset,
+            limit=wanted - len(found),
+            queries=queries,
+            checksums=checksums,
+        )
+    return found[: page.limit], len(found) > page.limit
+
+
+def file_json(item: ReleaseFile | BundleFile) -> dict[str, Any]:
+    if isinstance(item, BundleFile):
+        return sentry.archive_entry_json(item)
+    return sentry.release_file_json(item)
 
 
 async def get_release_file(backend: Backend, release: Release, raw_id: str) -> ReleaseFile:
     file_id = sentry.decode_file_id(raw_id)
-    # Archive entries (base64 ids) only exist for artifact bundles, which are not stored yet.
     if not isinstance(file_id, int):
         raise NotFound()
     release_file = await backend.store.get_release_file(release.id, file_id)
     if release_file is None:
         raise NotFound()
     return release_file
+
+
+async def get_any_release_file(
+    backend: Backend, org: Organization, release: Release, raw_id: str
+) -> ReleaseFile | BundleFile:
+    """A classic file by integer id, or an artifact-bundle member by Sentry's base64 id."""
+    file_id = sentry.decode_file_id(raw_id)
+    if not isinstance(file_id, sentry.ArchiveEntryId):
+        return await get_release_file(backend, release, raw_id)
+    store = backend.store
+    if file_id.dist is not None and not await store.release_has_dist(org.id, release.id, release.version, file_id.dist):
+        raise NotFound()
+    entry = await store.get_archive_entry(org.id, release.version, file_id.dist, file_id.url)
+    if entry is None:
+        raise NotFound()
+    return entry
 
 
 async def rename_release_file(backend: Backend, release: Release, raw_id: str, data: Any) -> ReleaseFile:
@@ -237,16 +287,24 @@ async def rename_release_file(backend: Backend, release: Release, raw_id: str, d
     return await get_release_file(backend, release, raw_id)
 
 
-async def delete_release_file(backend: Backend, release: Release, raw_id: str) -> None:
+async def delete_release_file(backend: Backend, org: Organization, release: Release, raw_id: str) -> None:
     file_id = sentry.decode_file_id(raw_id)
     if file_id is None:
         raise NotFound()
+    store = backend.store
     if isinstance(file_id, sentry.ArchiveEntryId):
-        if file_id.dist is not None and not await backend.store.dist_exists(release.id, file_id.dist):
+        if file_id.dist is not None and not await store.release_has_dist(
+            org.id, release.id, release.version, file_id.dist
+        ):
             raise NotFound()
-        # No artifact index holds this URL: Sentry answers this 404 with an empty body.
-        raise NotFound(None)
-    if not await backend.store.delete_release_file(release.id, file_id, blob_unlinker(backend)):
+        removed = await store.delete_archive_entries(
+            org.id, release.version, file_id.dist, file_id.url, blob_unlinker(backend)
+        )
+        if not removed:
+            # No bundle of the release holds this URL: Sentry answers with an empty body.
+            raise NotFound(None)
+        return
+    if not await store.delete_release_file(release.id, file_id, blob_unlinker(backend)):
         raise NotFound()
 
 
@@ -308,3 +366,29 @@ async def update_release(
 
 async def delete_release(backend: Backend, release: Release) -> None:
     await backend.store.delete_release(release.id, blob_unlinker(backend))
+
+
+# --- chunk upload ---------------------------------------------------------------------------
+
+
+async def store_chunks(backend: Backend, org: Organization, chunks: list[ReceivedChunk]) -> None:
+    """Check every checksum, then commit the chunks as blobs the organization owns."""
+    try:
+        check_checksums(chunks)
+        if not chunks:
+            return
+        pairs = [(c.temp, c.blob) for c in chunks]
+
+        async def commit() -> None:
+            await asyncio.to_thread(backend.blobstore.commit_many, pairs)
+
+        await backend.store.add_chunks(org.id, [c.blob for c in chunks], commit)
+    finally:
+        leftovers = [c.temp for c in chunks if not c.temp.consumed]
+        if leftovers:
+            await asyncio.to_thread(_discard_temps, leftovers)
+
+
+def _discard_temps(temps: list[TempBlob]) -> None:
+    for temp in temps:
+        temp.discard()

@@ -21,11 +21,24 @@ from typing import Any
 
 import aiosqlite
 
-from .models import Organization, Project, Release, ReleaseFile, StoredBlob, Token
+from .models import (
+    ArtifactBundle,
+    AssembleTask,
+    BundleFile,
+    NewBundleFile,
+    Organization,
+    Project,
+    Release,
+    ReleaseFile,
+    StoredBlob,
+    Token,
+)
 
 log = logging.getLogger(__name__)
 
 
+# Moves committed temp files into the blob store (called under the write lock, before rows).
+CommitBlobs = Callable[[], Awaitable[None]]
 # Sentry's ident for (name, dist); passed in so the store stays free of wire rules.
 IdentFor = Callable[[str, str | None], str]
 # Removes blob files from disk, given their sha1s (the blob store, via a worker thread).
@@ -115,7 +128,81 @@ MIGRATIONS: tuple[str, ...] = (
         date_revoked TEXT
     );
     """,
+    """
+    -- Chunks (blobs) an organization uploaded: an org can only assemble its own (chunk.py).
+    CREATE TABLE chunk_owners (
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        sha1 TEXT NOT NULL REFERENCES blobs(sha1),
+        date_created TEXT NOT NULL,
+        PRIMARY KEY (organization_id, sha1)
+    );
+    CREATE INDEX chunk_owners_by_sha1 ON chunk_owners (sha1);
+    -- Assembly states, persisted so polling works across a restart (Sentry keeps them in a cache).
+    CREATE TABLE assemble_tasks (
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT,
+        request TEXT NOT NULL,
+        date_updated TEXT NOT NULL,
+        PRIMARY KEY (organization_id, kind, checksum)
+    );
+    CREATE TABLE artifact_bundles (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        bundle_id TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        release TEXT,
+        dist TEXT,
+        file_count INTEGER NOT NULL,
+        date_created TEXT NOT NULL,
+        date_modified TEXT NOT NULL,
+        UNIQUE (organization_id, bundle_id)
+    );
+    CREATE INDEX artifact_bundles_by_release ON artifact_bundles (organization_id, release, dist);
+    CREATE INDEX artifact_bundles_by_checksum ON artifact_bundles (organization_id, checksum);
+    CREATE TABLE artifact_bundle_projects (
+        artifact_bundle_id INTEGER NOT NULL REFERENCES artifact_bundles(id) ON DELETE CASCADE,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        PRIMARY KEY (artifact_bundle_id, project_id)
+    );
+    CREATE INDEX artifact_bundle_projects_by_project ON artifact_bundle_projects (project_id);
+    -- One member of a bundle; its bytes are a blob of their own, so downloads need no unzip.
+    CREATE TABLE artifact_bundle_files (
+        id INTEGER PRIMARY KEY,
+        artifact_bundle_id INTEGER NOT NULL REFERENCES artifact_bundles(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        url TEXT NOT NULL,
+        url_folded TEXT NOT NULL,
+        file_type TEXT,
+        headers TEXT NOT NULL,
+        debug_id TEXT,
+        blob_sha1 TEXT NOT NULL REFERENCES blobs(sha1),
+        UNIQUE (artifact_bundle_id, path)
+    );
+    CREATE INDEX artifact_bundle_files_by_url ON artifact_bundle_files (artifact_bundle_id, url);
+    CREATE INDEX artifact_bundle_files_by_debug_id ON artifact_bundle_files (debug_id);
+    CREATE INDEX artifact_bundle_files_by_blob ON artifact_bundle_files (blob_sha1);
+    CREATE TABLE deploys (
+        id INTEGER PRIMARY KEY,
+        release_id INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
+        environment TEXT NOT NULL,
+        name TEXT,
+        url TEXT,
+        date_started TEXT,
+        date_finished TEXT NOT NULL
+    );
+    """,
 )
+
+# A blob is in use while any of these reference it; the rest may be deleted.
+_BLOB_UNREFERENCED = """
+    NOT EXISTS (SELECT 1 FROM release_files WHERE blob_sha1 = blobs.sha1)
+    AND NOT EXISTS (SELECT 1 FROM artifact_bundle_files WHERE blob_sha1 = blobs.sha1)
+    AND NOT EXISTS (SELECT 1 FROM chunk_owners WHERE sha1 = blobs.sha1)
+    AND NOT EXISTS (SELECT 1 FROM artifact_bundles WHERE checksum = blobs.sha1)
+"""
 
 _RELEASE_COLUMNS = "id, organization_id, version, status, ref, url, user_agent, date_created, date_released"
 _PROJECT_COLUMNS = "id, organization_id, slug, name, platform, date_created"
@@ -183,6 +270,46 @@ def _release_file(row: sqlite3.Row | tuple[Any, ...]) -> ReleaseFile:
         size=row[5],
         sha1=row[6],
         date_created=_dt_required(row[7]),
+    )
+
+
+_BUNDLE_COLUMNS = "id, organization_id, bundle_id, checksum, release, dist, file_count, date_created, date_modified"
+_BUNDLE_FILE_SELECT = """
+    SELECT bf.id, bf.artifact_bundle_id, bf.path, bf.url, bf.file_type, bf.headers, bf.debug_id,
+           bf.blob_sha1, b.size, ab.dist, ab.date_modified
+    FROM artifact_bundle_files bf
+    JOIN artifact_bundles ab ON ab.id = bf.artifact_bundle_id
+    JOIN blobs b ON b.sha1 = bf.blob_sha1
+"""
+
+
+def _bundle(row: sqlite3.Row | tuple[Any, ...]) -> ArtifactBundle:
+    return ArtifactBundle(
+        id=row[0],
+        organization_id=row[1],
+        bundle_id=row[2],
+        checksum=row[3],
+        release=row[4],
+        dist=row[5],
+        file_count=row[6],
+        date_created=_dt_required(row[7]),
+        date_modified=_dt_required(row[8]),
+    )
+
+
+def _bundle_file(row: sqlite3.Row | tuple[Any, ...]) -> BundleFile:
+    return BundleFile(
+        id=row[0],
+        artifact_bundle_id=row[1],
+        path=row[2],
+        url=row[3],
+        file_type=row[4],
+        headers=json.loads(row[5]),
+        debug_id=row[6],
+        sha1=row[7],
+        size=row[8],
+        dist=row[9],
+        date_created=_dt_required(row[10]),
     )
 
 
@@ -331,12 +458,7 @@ class Store:
                 deleted = cur.rowcount
                 for statement in extra:
                     await w.execute(statement, params)
-                freed = []
-                for sha1 in candidates:
-                    async with w.execute("SELECT 1 FROM release_files WHERE blob_sha1 = ? LIMIT 1", (sha1,)) as c:
-                        if await c.fetchone() is None:
-                            freed.append(sha1)
-                await w.executemany("DELETE FROM blobs WHERE sha1 = ?", [(sha1,) for sha1 in freed])
+                freed = await _free_blobs(w, candidates)
             if freed:
                 await unlink_blobs(freed)
         return deleted
@@ -668,12 +790,325 @@ class Store:
         """Every file of a release (sentry-cli's `delete --all`)."""
         return await self._delete_files_where("release_id = ?", (release_id,), unlink_blobs)
 
+    # --- chunks and assembly ----------------------------------------------------------------
+
+    async def add_chunks(self, organization_id: int, blobs: Sequence[StoredBlob], commit_blobs: CommitBlobs) -> None:
+        """Commit uploaded chunks to the blob store and record the organization as their owner."""
+        now = _ts(utcnow())
+        async with self._write() as w:
+            await commit_blobs()
+            await w.executemany(
+                "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
+                [(b.sha1, b.size, now) for b in blobs],
+            )
+            await w.executemany(
+                "INSERT OR IGNORE INTO chunk_owners (organization_id, sha1, date_created) VALUES (?, ?, ?)",
+                [(organization_id, b.sha1, now) for b in blobs],
+            )
+
+    async def owned_chunks(self, organization_id: int, sha1s: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(sha1s))
+        owned: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            rows = await self._fetchall(
+                f"SELECT sha1 FROM chunk_owners WHERE organization_id = ? AND sha1 IN ({', '.join('?' * len(batch))})",  # noqa: S608
+                (organization_id, *batch),
+            )
+            owned.update(r[0] for r in rows)
+        return owned
+
+    async def chunk_sizes(self, sha1s: Iterable[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(sha1s))
+        sizes: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            rows = await self._fetchall(
+                f"SELECT sha1, size FROM blobs WHERE sha1 IN ({', '.join('?' * len(batch))})",  # noqa: S608
+                batch,
+            )
+            sizes.update((r[0], r[1]) for r in rows)
+        return sizes
+
+    async def get_assemble_task(self, organization_id: int, kind: str, checksum: str) -> AssembleTask | None:
+        row = await self._fetchone(
+            "SELECT state, detail, date_updated FROM assemble_tasks"
+            " WHERE organization_id = ? AND kind = ? AND checksum = ?",
+            (organization_id, kind, checksum),
+        )
+        return AssembleTask(state=row[0], detail=row[1], date_updated=_dt_required(row[2])) if row else None
+
+    async def set_assemble_task(
+        self,
+        organization_id: int,
+        kind: str,
+        checksum: str,
+        state: str,
+        detail: str | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a state; `request` (what to assemble) is kept from the first call that gave it."""
+        async with self._write() as w:
+            await w.execute(
+                "INSERT INTO assemble_tasks (organization_id, kind, checksum, state, detail, request, date_updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (organization_id, kind, checksum) DO UPDATE SET state = excluded.state,"
+                " detail = excluded.detail, date_updated = excluded.date_updated,"
+                " request = CASE WHEN excluded.request = '{}' THEN request ELSE excluded.request END",
+                (organization_id, kind, checksum, state, detail, json.dumps(request or {}), _ts(utcnow())),
+            )
+
+    async def unfinished_assemble_tasks(self) -> list[tuple[int, str, str, dict[str, Any]]]:
+        """Assemblies a previous process accepted but did not finish: (org id, kind, checksum, request)."""
+        rows = await self._fetchall(
+            "SELECT organization_id, kind, checksum, request FROM assemble_tasks"
+            " WHERE state IN ('created', 'assembling') ORDER BY date_updated"
+        )
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    # --- artifact bundles -------------------------------------------------------------------
+
+    async def find_bundle_by_checksum(self, organization_id: int, checksum: str) -> ArtifactBundle | None:
+        row = await self._fetchone(
+            f"SELECT {_BUNDLE_COLUMNS} FROM artifact_bundles WHERE organization_id = ? AND checksum = ?",  # noqa: S608
+            (organization_id, checksum),
+        )
+        return _bundle(row) if row else None
+
+    async def bundle_project_ids(self, bundle_pk: int) -> set[int]:
+        rows = await self._fetchall(
+            "SELECT project_id FROM artifact_bundle_projects WHERE artifact_bundle_id = ?", (bundle_pk,)
+        )
+        return {r[0] for r in rows}
+
+    async def save_artifact_bundle(
+        self,
+        *,
+        organization_id: int,
+        bundle_id: str,
+        checksum: str,
+        release: str | None,
+        dist: str | None,
+        project_ids: Iterable[int],
+        files: Sequence[NewBundleFile],
+        commit_blobs: CommitBlobs,
+        unlink_blobs: UnlinkBlobs,
+    ) -> ArtifactBundle:
+        """Store a bundle and its members; the same bundle id uploaded again replaces them."""
+        now = _ts(utcnow())
+        async with self._lock:
+            async with self._transaction() as w:
+                await commit_blobs()
+                await w.executemany(
+                    "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
+                    [(checksum_blob.sha1, checksum_blob.size, now) for checksum_blob in _distinct_blobs(files)],
+                )
+                async with w.execute(
+                    "SELECT id, checksum FROM artifact_bundles WHERE organization_id = ? AND bundle_id = ?",
+                    (organization_id, bundle_id),
+                ) as cur:
+                    existing = await cur.fetchone()
+                candidates: list[str] = []
+                if existing is not None:
+                    bundle_pk, old_checksum = existing
+                    async with w.execute(
+                        "SELECT DISTINCT blob_sha1 FROM artifact_bundle_files WHERE artifact_bundle_id = ?",
+                        (bundle_pk,),
+                    ) as cur:
+                        candidates = [r[0] for r in await cur.fetchall()] + [old_checksum]
+                    await w.execute("DELETE FROM artifact_bundle_files WHERE artifact_bundle_id = ?", (bundle_pk,))
+                    await w.execute(
+                        "UPDATE artifact_bundles SET checksum = ?, release = ?, dist = ?, file_count = ?,"
+                        " date_modified = ? WHERE id = ?",
+                        (checksum, release, dist, len(files), now, bundle_pk),
+                    )
+                else:
+                    cur = await w.execute(
+                        "INSERT INTO artifact_bundles (organization_id, bundle_id, checksum, release, dist, file_count,"
+                        " date_created, date_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (organization_id, bundle_id, checksum, release, dist, len(files), now, now),
+                    )
+                    bundle_pk = cur.lastrowid
+                await w.executemany(
+                    "INSERT OR IGNORE INTO artifact_bundle_projects (artifact_bundle_id, project_id) VALUES (?, ?)",
+                    [(bundle_pk, p) for p in project_ids],
+                )
+                await w.executemany(
+                    "INSERT INTO artifact_bundle_files (artifact_bundle_id, path, url, url_folded, file_type,"
+                    " headers, debug_id, blob_sha1) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            bundle_pk,
+                            f.path,
+                            f.url,
+                            f.url.casefold(),
+                            f.file_type,
+                            json.dumps(f.headers),
+                            f.debug_id,
+                            f.blob.sha1,
+                        )
+                        for f in files
+                    ],
+                )
+                freed = await _free_blobs(w, candidates)
+                async with w.execute(
+                    f"SELECT {_BUNDLE_COLUMNS} FROM artifact_bundles WHERE id = ?",  # noqa: S608
+                    (bundle_pk,),
+                ) as cur:
+                    row = await cur.fetchone()
+            if freed:
+                await unlink_blobs(freed)
+        assert row is not None
+        return _bundle(row)
+
+    async def upsert_release_files(
+        self,
+        *,
+        organization_id: int,
+        release_id: int,
+        dist: str | None,
+        files: Sequence[tuple[str, str, dict[str, str], StoredBlob]],
+        commit_blobs: CommitBlobs,
+        unlink_blobs: UnlinkBlobs,
+    ) -> None:
+        """(name, ident, headers, blob) rows: replace the content of existing ones, create the rest.
+
+        Sentry's release-bundle assembly before release archives (tasks/assemble.py): no 409.
+        """
+        now = _ts(utcnow())
+        async with self._lock:
+            async with self._transaction() as w:
+                await commit_blobs()
+                dist_id = None
+                if dist:
+                    await w.execute(
+                        "INSERT OR IGNORE INTO dists (release_id, name, date_created) VALUES (?, ?, ?)",
+                        (release_id, dist, now),
+                    )
+                    async with w.execute(
+                        "SELECT id FROM dists WHERE release_id = ? AND name = ?", (release_id, dist)
+                    ) as cur:
+                        dist_row = await cur.fetchone()
+                    assert dist_row is not None
+                    dist_id = dist_row[0]
+                await w.executemany(
+                    "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
+                    [(blob.sha1, blob.size, now) for _, _, _, blob in files],
+                )
+                candidates = []
+                for name, ident, headers, blob in files:
+                    async with w.execute(
+                        "SELECT blob_sha1 FROM release_files WHERE release_id = ? AND ident = ?", (release_id, ident)
+                    ) as cur:
+                        old = await cur.fetchone()
+                    if old is not None:
+                        candidates.append(old[0])
+                    await w.execute(
+                        "INSERT INTO release_files (organization_id, release_id, dist_id, name, name_folded, ident,"
+                        " blob_sha1, headers, date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (release_id, ident) DO UPDATE SET blob_sha1 = excluded.blob_sha1,"
+                        " headers = excluded.headers, date_created = excluded.date_created",
+                        (
+                            organization_id,
+                            release_id,
+                            dist_id,
+                            name,
+                            name.casefold(),
+                            ident,
+                            blob.sha1,
+                            json.dumps(headers),
+                            now,
+                        ),
+                    )
+                freed = await _free_blobs(w, candidates)
+            if freed:
+                await unlink_blobs(freed)
+
+    async def count_release_files_matching(
+        self, release_id: int, *, queries: Sequence[str] = (), checksums: Sequence[str] = ()
+    ) -> int:
+        where, params = _release_file_filters(release_id, queries, checksums)
+        row = await self._fetchone(f"SELECT count(*) FROM release_files WHERE {where}", params)  # noqa: S608
+        return int(row[0])
+
+    async def list_archive_entries(
+        self,
+        organization_id: int,
+        version: str,
+        *,
+        offset: int,
+        limit: int,
+        queries: Sequence[str] = (),
+        checksums: Sequence[str] = (),
+    ) -> list[BundleFile]:
+        """Members of the bundles tied to a release, newest bundle per (dist, url); dists first."""
+        where = [_LATEST_ENTRY, "ab.organization_id = ?", "ab.release = ?"]
+        params: list[Any] = [organization_id, version]
+        if queries:
+            where.append("(" + " OR ".join("instr(bf.url_folded, ?) > 0" for _ in queries) + ")")
+            params += [q.casefold() for q in queries]
+        if checksums:
+            # Sentry tests archive entries with "value in sha1": a prefix matches (a quirk it has).
+            where.append("(" + " OR ".join("instr(bf.blob_sha1, ?) > 0" for _ in checksums) + ")")
+            params += list(checksums)
+        rows = await self._fetchall(
+            f"{_BUNDLE_FILE_SELECT} WHERE {' AND '.join(where)}"
+            " ORDER BY ab.dist IS NULL, ab.dist, bf.url LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [_bundle_file(r) for r in rows]
+
+    async def get_archive_entry(
+        self, organization_id: int, version: str, dist: str | None, url: str
+    ) -> BundleFile | None:
+        row = await self._fetchone(
+            f"{_BUNDLE_FILE_SELECT} WHERE {_LATEST_ENTRY} AND ab.organization_id = ? AND ab.release = ?"
+            " AND ab.dist IS ? AND bf.url = ?",
+            (organization_id, version, dist, url),
+        )
+        return _bundle_file(row) if row else None
+
+    async def release_has_dist(self, organization_id: int, release_id: int, version: str, dist: str) -> bool:
+        """A dist exists for a release when a file or a bundle names it."""
+        if await self.dist_exists(release_id, dist):
+            return True
+        row = await self._fetchone(
+            "SELECT 1 FROM artifact_bundles WHERE organization_id = ? AND release = ? AND dist = ?",
+            (organization_id, version, dist),
+        )
+        return row is not None
+
+    async def delete_archive_entries(
+        self, organization_id: int, version: str, dist: str | None, url: str, unlink_blobs: UnlinkBlobs
+    ) -> int:
+        """Remove a URL from every bundle of the release (Sentry: from the dist's artifact index)."""
+        async with self._lock:
+            async with self._transaction() as w:
+                select = (
+                    "SELECT bf.id, bf.blob_sha1, bf.artifact_bundle_id FROM artifact_bundle_files bf"
+                    " JOIN artifact_bundles ab ON ab.id = bf.artifact_bundle_id"
+                    " WHERE ab.organization_id = ? AND ab.release = ? AND ab.dist IS ? AND bf.url = ?"
+                )
+                async with w.execute(select, (organization_id, version, dist, url)) as cur:
+                    rows = list(await cur.fetchall())
+                await w.executemany("DELETE FROM artifact_bundle_files WHERE id = ?", [(r[0],) for r in rows])
+                await w.executemany(
+                    "UPDATE artifact_bundles SET file_count ="
+                    " (SELECT count(*) FROM artifact_bundle_files WHERE artifact_bundle_id = artifact_bundles.id)"
+                    " WHERE id = ?",
+                    [(bundle_pk,) for bundle_pk in {r[2] for r in rows}],
+                )
+                freed = await _free_blobs(w, {r[1] for r in rows})
+            if freed:
+                await unlink_blobs(freed)
+        return len(rows)
+
     # --- blobs ------------------------------------------------------------------------------
 
     async def prune_blob_rows(self) -> set[str]:
         """Drop blob rows no file references; return the sha1s still referenced."""
         async with self._write() as w:
-            await w.execute("DELETE FROM blobs WHERE sha1 NOT IN (SELECT blob_sha1 FROM release_files)")
+            await w.execute(f"DELETE FROM blobs WHERE {_BLOB_UNREFERENCED}")  # noqa: S608 -- fixed SQL
             async with w.execute("SELECT sha1 FROM blobs") as cur:
                 return {row[0] for row in await cur.fetchall()}
 
@@ -747,11 +1182,21 @@ class Store:
             return cur.rowcount > 0
 
 
-def release_files_page_sql(
-    release_id: int, *, offset: int, limit: int, queries: Sequence[str] = (), checksums: Sequence[str] = ()
+# A bundle member that no newer bundle of the same release and dist overrides (by URL).
+_LATEST_ENTRY = """NOT EXISTS (
+    SELECT 1 FROM artifact_bundle_files bf2 JOIN artifact_bundles ab2 ON ab2.id = bf2.artifact_bundle_id
+    WHERE ab2.organization_id = ab.organization_id AND ab2.release = ab.release AND ab2.dist IS ab.dist
+      AND bf2.url = bf.url
+      AND (ab2.date_modified > ab.date_modified OR (ab2.date_modified = ab.date_modified AND ab2.id > ab.id)))"""
+
+
+def _distinct_blobs(files: Sequence[NewBundleFile]) -> list[StoredBlob]:
+    return list({f.blob.sha1: f.blob for f in files}.values())
+
+
+def _release_file_filters(
+    release_id: int, queries: Sequence[str], checksums: Sequence[str]
 ) -> tuple[str, tuple[Any, ...]]:
-    """The list query. The page's ids come from the covering index alone, so a deep OFFSET
-    skips index entries rather than joined rows; only the page itself is joined."""
     where = ["release_id = ?"]
     params: list[Any] = [release_id]
     if queries:
@@ -760,8 +1205,31 @@ def release_files_page_sql(
     if checksums:
         where.append(f"blob_sha1 IN ({', '.join('?' for _ in checksums)})")
         params += list(checksums)
+    return " AND ".join(where), tuple(params)
+
+
+async def _free_blobs(w: aiosqlite.Connection, candidates: Iterable[str]) -> list[str]:
+    """Delete the blob rows among `candidates` nothing references; return their sha1s."""
+    freed = []
+    for sha1 in candidates:
+        async with w.execute(
+            f"SELECT 1 FROM blobs WHERE sha1 = ? AND {_BLOB_UNREFERENCED}",  # noqa: S608 -- fixed SQL
+            (sha1,),
+        ) as cur:
+            if await cur.fetchone() is not None:
+                freed.append(sha1)
+    await w.executemany("DELETE FROM blobs WHERE sha1 = ?", [(sha1,) for sha1 in freed])
+    return freed
+
+
+def release_files_page_sql(
+    release_id: int, *, offset: int, limit: int, queries: Sequence[str] = (), checksums: Sequence[str] = ()
+) -> tuple[str, tuple[Any, ...]]:
+    """The list query. The page's ids come from the covering index alone, so a deep OFFSET
+    skips index entries rather than joined rows; only the page itself is joined."""
+    where, params = _release_file_filters(release_id, queries, checksums)
     sql = (
-        f"WITH page AS (SELECT id FROM release_files WHERE {' AND '.join(where)}"  # noqa: S608 -- fixed fragments
+        f"WITH page AS (SELECT id FROM release_files WHERE {where}"  # noqa: S608 -- fixed fragments
         " ORDER BY name, id LIMIT ? OFFSET ?)"
         f"{_FILE_SELECT} JOIN page ON page.id = f.id ORDER BY f.name, f.id"
     )
@@ -769,9 +1237,6 @@ def release_files_page_sql(
 
 
 def _split_statements(script: str) -> list[str]:
-    """Split a migration script on `;` (our migrations hold no semicolons inside strings)."""
-    return [s.strip() for s in script.split(";") if s.strip() and not _only_comments(s)]
-
-
-def _only_comments(statement: str) -> bool:
-    return all(not line.strip() or line.strip().startswith("--") for line in statement.splitlines())
+    """Split a migration script on `;` after dropping `--` comments (no `;` inside strings)."""
+    code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    return [s.strip() for s in code.split(";") if s.strip()]

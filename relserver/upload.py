@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import html
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.helpers import parse_mimetype
@@ -95,7 +96,7 @@ async def receive_upload(request: web.Request, blobstore: BlobStore, limits: Upl
     try:
         await _read_parts(reader, form, blobstore, limits)
     except BaseException:
-        await _shielded(form.discard())
+        await shielded(form.discard())
         raise
     return form
 
@@ -171,53 +172,78 @@ async def _drain(part: BodyPartReader, limit: int) -> None:
             raise _file_too_large(limit)
 
 
+class Sink(Protocol):
+    """Where a streamed part goes; every method blocks and runs in a worker thread."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> StoredBlob: ...
+
+    def discard(self) -> None: ...
+
+
 async def _stream_file(part: BodyPartReader, blobstore: BlobStore, limits: UploadLimits) -> tuple[TempBlob, StoredBlob]:
-    """Socket → batches → (hash + write in a thread) → fsync'd temp file.
+    temp = await asyncio.to_thread(blobstore.new_temp)
+    limit = limits.max_file_size
+    blob = await stream_part(
+        part, temp, max_size=limit, too_large=lambda: _file_too_large(limit), batch_size=limits.write_batch_size
+    )
+    return temp, blob
+
+
+async def stream_part(
+    part: BodyPartReader,
+    sink: Sink,
+    *,
+    max_size: int,
+    too_large: Callable[[], Exception],
+    batch_size: int,
+) -> StoredBlob:
+    """Socket → batches → sink (hash + write, in a thread) → fsync'd temp file.
 
     One batch is written while the next is read, so disk and network overlap and at most
-    two batches are in memory.
+    two batches are in memory. `max_size` bounds the bytes read from the socket; on any
+    failure the sink is discarded.
     """
     loop = asyncio.get_running_loop()
-    temp = await asyncio.to_thread(blobstore.new_temp)
     pending: asyncio.Future[None] | None = None
     try:
         buffer = bytearray()
         size = 0
         while chunk := await part.read_chunk(READ_CHUNK_SIZE):
             size += len(chunk)
-            if size > limits.max_file_size:
-                raise _file_too_large(limits.max_file_size)
+            if size > max_size:
+                raise too_large()
             buffer += chunk
-            if len(buffer) >= limits.write_batch_size:
+            if len(buffer) >= batch_size:
                 if pending is not None:
                     await pending
-                pending = loop.run_in_executor(None, temp.write, bytes(buffer))
+                pending = loop.run_in_executor(None, sink.write, bytes(buffer))
                 buffer.clear()
         if pending is not None:
             await pending
             pending = None
-        blob = await asyncio.to_thread(_finish, temp, bytes(buffer))
+        return await asyncio.to_thread(_finish, sink, bytes(buffer))
     except BaseException:
-        await _shielded(_discard_after(temp, pending))
+        await shielded(_discard_after(sink, pending))
         raise
-    return temp, blob
 
 
-def _finish(temp: TempBlob, tail: bytes) -> StoredBlob:
+def _finish(sink: Sink, tail: bytes) -> StoredBlob:
     if tail:
-        temp.write(tail)
-    return temp.finish()
+        sink.write(tail)
+    return sink.finish()
 
 
-async def _discard_after(temp: TempBlob, pending: asyncio.Future[None] | None) -> None:
+async def _discard_after(sink: Sink, pending: asyncio.Future[None] | None) -> None:
     if pending is not None:
         # The write in flight must end before the file is closed under it; its error, if
         # any, is already superseded by the one being raised.
         with contextlib.suppress(Exception):
             await pending
-    await asyncio.to_thread(temp.discard)
+    await asyncio.to_thread(sink.discard)
 
 
-async def _shielded(cleanup: Awaitable[None]) -> None:
+async def shielded(cleanup: Awaitable[None]) -> None:
     """Run clean-up to the end even when the request task is being cancelled."""
     await asyncio.shield(asyncio.ensure_future(cleanup))

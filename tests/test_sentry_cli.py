@@ -48,7 +48,8 @@ def sentry_cli_3() -> Path:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    with running_server(tmp_path / "data", token=TOKEN) as server:
+    """A server without chunk upload: sentry-cli 2.x uses the per-file endpoints."""
+    with running_server(tmp_path / "data", token=TOKEN, extra_args=["--upload-mode", "legacy"]) as server:
         yield server
 
 

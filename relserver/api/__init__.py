@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_routedef import RouteDef
 
-from . import files, index, releases
+from . import chunks, files, index, releases
 
 ORG = "/api/0/organizations/{org}"
 PROJECT = "/api/0/projects/{org}/{project}"
@@ -35,6 +35,10 @@ def setup_routes(app: web.Application) -> None:
             web.post(f"{ORG}/releases/", releases.create_organization_release),
             web.get(f"{PROJECT}/releases/", releases.list_project_releases),
             web.post(f"{PROJECT}/releases/", releases.create_project_release),
+            web.get(f"{ORG}/chunk-upload/", chunks.chunk_upload_options),
+            web.post(f"{ORG}/chunk-upload/", chunks.upload_chunks),
+            web.post(f"{ORG}/artifactbundle/assemble/", chunks.assemble_artifact_bundle),
+            web.post(f"{ORG}/releases/{{version}}/assemble/", chunks.assemble_release_bundle),
             *_in_both_scopes(ORG),
             *_in_both_scopes(PROJECT),
         ]

@@ -72,12 +72,25 @@ async def read_data(request: web.Request) -> Any:
     raise UnsupportedMediaType(request.headers.get("Content-Type", ""))
 
 
+def public_origin(request: web.Request) -> str:
+    """The scheme and host clients reach us on: --public-url, else the request's own origin
+    (with X-Forwarded-Proto/-Host only under --trust-proxy, DESIGN D5)."""
+    config = request.app[config_key]
+    if config.public_url:
+        return config.public_url.rstrip("/")
+    scheme, host = request.scheme, request.host
+    if config.trust_proxy:
+        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
+        host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip() or host
+    return f"{scheme}://{host}"
+
+
 def paginated_response(request: web.Request, items: list[Any], page: sentry.Page, *, has_more: bool) -> web.Response:
     """A JSON array with Sentry's Link header (api/base.py build_cursor_link)."""
     # The absolute path, percent-quoted, then the query without `cursor` (repeated keys kept):
     # with nothing else in the query this gives Sentry's own `…/?&cursor=…` form.
     query = urlencode([(k, v) for k, v in request.query.items() if k != "cursor"])
-    base = f"{request.scheme}://{request.host}{quote(request.path)}?{query}"
+    base = f"{public_origin(request)}{quote(request.path)}?{query}"
     return json_response(items, headers={"Link": sentry.link_header(base, page, has_more=has_more)})
 
 

@@ -8,6 +8,7 @@ from .. import sentry, service
 from ..auth import RELEASE_SCOPES, may_download
 from ..errors import PermissionDenied
 from ..keys import blobstore_key, config_key, token_key
+from ..models import BundleFile
 from ..upload import UploadLimits, receive_upload
 from .common import (
     backend,
@@ -24,18 +25,19 @@ from .download import BlobResponse
 @requires(RELEASE_SCOPES)
 async def list_release_files(request: web.Request) -> web.Response:
     """GET …/releases/{version}/files/ — by name, `query` and `checksum` filters, Sentry's cursors."""
-    _, release = await release_in_scope(request)
+    org, release = await release_in_scope(request)
     page = sentry.offset_page(
         request.query.get("per_page"), request.query.get("cursor"), max_offset=sentry.MAX_RELEASE_FILES_OFFSET
     )
     files, has_more = await service.list_release_files(
         backend(request),
+        org,
         release,
         page,
         queries=request.query.getall("query", []),
         checksums=request.query.getall("checksum", []),
     )
-    return paginated_response(request, [sentry.release_file_json(f) for f in files], page, has_more=has_more)
+    return paginated_response(request, [service.file_json(f) for f in files], page, has_more=has_more)
 
 
 @requires(RELEASE_SCOPES)
@@ -61,19 +63,21 @@ async def upload_release_file(request: web.Request) -> web.Response:
 @requires(RELEASE_SCOPES)
 async def release_file_details(request: web.Request) -> web.StreamResponse:
     """GET …/files/{file_id}/ — the JSON, or the bytes when `download` is present at all."""
-    _, release = await release_in_scope(request)
-    release_file = await service.get_release_file(backend(request), release, request.match_info["file_id"])
+    org, release = await release_in_scope(request)
+    item = await service.get_any_release_file(backend(request), org, release, request.match_info["file_id"])
     if "download" not in request.query:
-        return json_response(sentry.release_file_json(release_file))
+        return json_response(service.file_json(item))
     # Looked up first, so a missing file is a 404 even for those who may not download.
     if not may_download(request[token_key], organization_scope="project" not in request.match_info):
         raise PermissionDenied(None)  # Sentry answers this 403 with an empty body.
+    # An archive entry downloads under the name of its path inside the bundle (§6.3).
+    name = item.path if isinstance(item, BundleFile) else item.name
     return BlobResponse(
-        request.app[blobstore_key].path_for(release_file.sha1),
-        size=release_file.size,
-        sha1=release_file.sha1,
-        content_type=sentry.download_content_type(release_file.headers),
-        disposition=sentry.content_disposition(release_file.name),
+        request.app[blobstore_key].path_for(item.sha1),
+        size=item.size,
+        sha1=item.sha1,
+        content_type=sentry.download_content_type(item.headers),
+        disposition=sentry.content_disposition(name),
     )
 
 
@@ -89,8 +93,8 @@ async def rename_release_file(request: web.Request) -> web.Response:
 @requires(RELEASE_SCOPES)
 async def delete_release_file(request: web.Request) -> web.Response:
     """DELETE …/files/{file_id}/ — the row, and the blob once nothing else uses it."""
-    _, release = await release_in_scope(request)
-    await service.delete_release_file(backend(request), release, request.match_info["file_id"])
+    org, release = await release_in_scope(request)
+    await service.delete_release_file(backend(request), org, release, request.match_info["file_id"])
     return web.Response(status=204)
 
 

@@ -1,0 +1,287 @@
+"""Assembling uploaded chunks in the background: artifact bundles and release bundles.
+
+States follow Sentry's (`created` → `assembling` → `ok` | `error`) and are persisted in
+SQLite, so a client polling with `--wait` sees the truth across a restart: work a previous
+process accepted but did not finish is started again by `resume()`. The heavy lifting
+(concatenating, hashing, unzipping) runs in worker threads; one assembly at a time keeps
+memory and disk bandwidth bounded. No HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import bundles, sentry
+from .blobstore import TempBlob
+from .bundles import BundleError, BundleLimits
+from .chunks import chunk_error
+from .errors import BadRequest
+from .models import Organization, Project, Release, StoredBlob
+from .service import Backend, blob_unlinker, resolve_release_projects
+
+log = logging.getLogger(__name__)
+
+# Sentry's AssembleTask names: separate namespaces per kind of bundle (tasks/assemble.py).
+ARTIFACT_BUNDLE = "organization.artifact_bundle"
+RELEASE_BUNDLE = "organization.artifacts"
+# Sentry keeps an assemble status for 600 s (tasks/assemble.py set_assemble_status).
+STATUS_TTL = timedelta(seconds=600)
+IN_PROGRESS = ("created", "assembling")
+# How many assemblies run at once.
+MAX_CONCURRENT_ASSEMBLIES = 1
+
+
+class Assembler:
+    """Owns the background assembly tasks of one app."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_ASSEMBLIES)
+
+    @property
+    def limits(self) -> BundleLimits:
+        c = self.backend.config
+        return BundleLimits(
+            max_file_size=c.max_file_size,
+            max_members=c.max_bundle_members,
+            max_member_size=c.max_bundle_member_size,
+            max_expanded_size=c.max_bundle_expanded_size,
+            max_compression_ratio=c.max_bundle_compression_ratio,
+        )
+
+    async def current_state(self, organization_id: int, kind: str, checksum: str) -> tuple[str, str | None] | None:
+        """The cached status: in-progress ones always, finished ones for Sentry's 600 s."""
+        task = await self.backend.store.get_assemble_task(organization_id, kind, checksum)
+        if task is None:
+            return None
+        if task.state not in IN_PROGRESS and datetime.now(UTC) - task.date_updated > STATUS_TTL:
+            return None
+        return task.state, task.detail
+
+    async def start(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
+        await self.backend.store.set_assemble_task(organization_id, kind, checksum, "created", request=request)
+        self._spawn(organization_id, kind, checksum, request)
+
+    async def resume(self) -> int:
+        unfinished = await self.backend.store.unfinished_assemble_tasks()
+        for organization_id, kind, checksum, request in unfinished:
+            log.info("resuming the assembly of %s %s", kind, checksum)
+            self._spawn(organization_id, kind, checksum, request)
+        return len(unfinished)
+
+    async def close(self) -> None:
+        """Stop running work; what was interrupted resumes on the next start."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        """Until every assembly started so far has finished (for tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._run(organization_id, kind, checksum, request), name=f"assemble {checksum}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
+        store = self.backend.store
+        async with self._slots:
+            await store.set_assemble_task(organization_id, kind, checksum, "assembling")
+            try:
+                if kind == ARTIFACT_BUNDLE:
+                    await self._artifact_bundle(organization_id, checksum, request)
+                else:
+                    await self._release_bundle(organization_id, checksum, request)
+            except BundleError as exc:
+                log.info("assembly of %s failed: %s", checksum, exc)
+                await store.set_assemble_task(organization_id, kind, checksum, "error", str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("assembly of %s crashed", checksum)
+                await store.set_assemble_task(organization_id, kind, checksum, "error", "internal server error")
+            else:
+                await store.set_assemble_task(organization_id, kind, checksum, "ok")
+
+    async def _assembled_file(
+        self, organization_id: int, checksum: str, chunks: list[str], name: str
+    ) -> tuple[TempBlob, StoredBlob]:
+        store = self.backend.store
+        # Only chunks this organization uploaded count (debug_files/upload.py find_missing_chunks).
+        if set(chunks) - await store.owned_chunks(organization_id, chunks):
+            raise BundleError(bundles.NOT_ALL_CHUNKS)
+        sizes = await store.chunk_sizes(chunks)
+        bundles.check_total_size(name, sizes, chunks, self.backend.config.max_file_size)
+        return await asyncio.to_thread(bundles.concatenate, self.backend.blobstore, chunks, checksum)
+
+    async def _artifact_bundle(self, organization_id: int, checksum: str, request: dict[str, Any]) -> None:
+        temp, blob = await self._assembled_file(organization_id, checksum, request["chunks"], "artifact-bundle.zip")
+        bundle: bundles.Bundle | None = None
+        try:
+            bundle = await asyncio.to_thread(
+                bundles.read_bundle, temp.path, self.backend.blobstore, self.limits, url_required=True
+            )
+            manifest = bundle.manifest
+            # The request's release and dist win over the manifest's (tasks/assemble.py).
+            release = request.get("version") or _string(manifest.get("release"))
+            dist = request.get("dist") or _string(manifest.get("dist")) if release else None
+            members = [m.file for m in bundle.members]
+            if not release and not any(f.debug_id for f in members):
+                raise BundleError("uploading a bundle without debug ids or release is prohibited")
+            if not members:
+                return  # Sentry discards a bundle with no artifacts.
+            to_commit = [(temp, blob), *((m.temp, m.file.blob) for m in bundle.members)]
+
+            async def commit() -> None:
+                await asyncio.to_thread(self.backend.blobstore.commit_many, to_commit)
+
+            saved = await self.backend.store.save_artifact_bundle(
+                organization_id=organization_id,
+                bundle_id=bundles.bundle_id_for(manifest, checksum),
+                checksum=checksum,
+                release=release,
+                dist=dist or None,
+                project_ids=request["projects"],
+                files=members,
+                commit_blobs=commit,
+                unlink_blobs=blob_unlinker(self.backend),
+            )
+            log.info("stored artifact bundle %s (%d files, release %r)", saved.bundle_id, saved.file_count, release)
+        finally:
+            await asyncio.to_thread(_discard_leftovers, temp, bundle)
+
+    async def _release_bundle(self, organization_id: int, checksum: str, request: dict[str, Any]) -> None:
+        temp, _ = await self._assembled_file(organization_id, checksum, request["chunks"], "release-artifacts.zip")
+        bundle: bundles.Bundle | None = None
+        try:
+            # Sentry's messages from before release archives (tasks/assemble.py, 2021).
+            bundle = await asyncio.to_thread(
+                bundles.read_bundle,
+                temp.path,
+                self.backend.blobstore,
+                self.limits,
+                url_required=False,
+                invalid="failed to extract bundle",
+                bad_manifest="failed to open release manifest",
+            )
+            manifest = bundle.manifest
+            store = self.backend.store
+            org = await store.get_organization(str(request["organization"]))
+            if org is None or manifest.get("org") != org.slug:
+                raise BundleError("organization does not match uploaded bundle")
+            if manifest.get("release") != request["version"]:
+                raise BundleError("release does not match uploaded bundle")
+            release = await store.get_release(organization_id, request["version"])
+            if release is None:
+                raise BundleError("release does not exist")
+            dist = _string(manifest.get("dist"))
+            files = [
+                (m.file.url, sentry.release_file_ident(m.file.url, dist), m.file.headers, m.file.blob)
+                for m in bundle.members
+            ]
+            to_commit = [(m.temp, m.file.blob) for m in bundle.members]
+
+            async def commit() -> None:
+                await asyncio.to_thread(self.backend.blobstore.commit_many, to_commit)
+
+            await store.upsert_release_files(
+                organization_id=organization_id,
+                release_id=release.id,
+                dist=dist,
+                files=files,
+                commit_blobs=commit,
+                unlink_blobs=blob_unlinker(self.backend),
+            )
+        finally:
+            await asyncio.to_thread(_discard_leftovers, temp, bundle)
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _discard_leftovers(temp: TempBlob, bundle: bundles.Bundle | None) -> None:
+    """Temp files not renamed into the store (after a failure, or the release bundle's zip)."""
+    if not temp.consumed:
+        temp.discard()
+    if bundle is not None:
+        for member in bundle.members:
+            if not member.temp.consumed:
+                member.temp.discard()
+
+
+# --- the two assemble endpoints -------------------------------------------------------------
+
+
+def _not_found(missing: list[str]) -> dict[str, Any]:
+    return {"state": "not_found", "missingChunks": missing}
+
+
+def _cached(state: str, detail: str | None) -> dict[str, Any]:
+    return {"state": state, "detail": detail, "missingChunks": []}
+
+
+async def assemble_artifact_bundle(assembler: Assembler, org: Organization, data: dict[str, Any]) -> dict[str, Any]:
+    """POST /organizations/{org}/artifactbundle/assemble/ after schema validation (newest order)."""
+    backend = assembler.backend
+    refs: list[str] = data["projects"]
+    if not refs:
+        raise chunk_error("You need to specify at least one project")
+    projects = await resolve_bundle_projects(backend, org, refs)
+    checksum: str = data["checksum"]
+    chunks: list[str] = data["chunks"]
+    # The question 3.x and 2.x with artifact_bundles_v2 ask first: exactly the chunks the org lacks.
+    missing = sorted(set(chunks) - await backend.store.owned_chunks(org.id, chunks))
+    if missing:
+        return _not_found(missing)
+    version, dist = data.get("version"), data.get("dist")
+    stored = await backend.store.find_bundle_by_checksum(org.id, checksum)
+    if stored is not None and stored.release == (version or stored.release) and stored.dist == (dist or None):
+        linked = await backend.store.bundle_project_ids(stored.id)
+        if {p.id for p in projects} <= linked:
+            return _cached("ok", None)
+    cached = await assembler.current_state(org.id, ARTIFACT_BUNDLE, checksum)
+    if cached is not None:
+        return _cached(*cached)
+    if not chunks:
+        return _not_found([])
+    if dist and not version:
+        # Sentry caches `created` before this check, so a retry within 10 minutes answers
+        # `created` and never assembles; relserver keeps answering the 400 instead.
+        raise chunk_error("You need to specify a release together with a dist")
+    request = {"chunks": chunks, "projects": [p.id for p in projects], "version": version, "dist": dist}
+    await assembler.start(org.id, ARTIFACT_BUNDLE, checksum, request)
+    return {"state": "created", "missingChunks": []}
+
+
+async def assemble_release_bundle(
+    assembler: Assembler, org: Organization, release: Release, data: dict[str, Any]
+) -> dict[str, Any]:
+    """POST /organizations/{org}/releases/{version}/assemble/: never computes missing chunks."""
+    checksum: str = data["checksum"]
+    chunks: list[str] = data["chunks"]
+    cached = await assembler.current_state(org.id, RELEASE_BUNDLE, checksum)
+    if cached is not None:
+        return _cached(*cached)
+    if not chunks:
+        return _not_found([])
+    request = {"chunks": chunks, "organization": org.id, "version": release.version}
+    await assembler.start(org.id, RELEASE_BUNDLE, checksum, request)
+    return {"state": "created", "missingChunks": []}
+
+
+async def resolve_bundle_projects(backend: Backend, org: Organization, refs: list[str]) -> list[Project]:
+    """Every entry must name a project of the org (ids or slugs); duplicates count as invalid."""
+    try:
+        projects = await resolve_release_projects(backend, org, refs)
+    except BadRequest:
+        raise chunk_error("One or more projects are invalid") from None
+    if len({p.id for p in projects}) != len(refs):
+        raise chunk_error("One or more projects are invalid")
+    return projects

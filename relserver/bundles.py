@@ -1,0 +1,241 @@
+"""Assembly of uploaded chunks into a file, and reading the bundle zip it holds.
+
+A bundle is `SYSB` + u32 version + a zip with `manifest.json` (symbolic's SourceBundle);
+Python's zipfile finds the central directory from the end, so the prefix needs no special
+case. Bundles are untrusted: every member count and size is checked against limits before
+anything is unpacked. All functions block (file I/O, hashing, inflating) and run in a
+worker thread. No HTTP, no SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .blobstore import BlobStore, TempBlob
+from .models import NewBundleFile, StoredBlob
+
+COPY_SIZE = 1024 * 1024
+# Below this size a high compression ratio is normal (a file of blank lines), not a bomb.
+RATIO_EXEMPT_SIZE = 1024 * 1024
+
+# Messages of Sentry's assembly (tasks/assemble.py).
+NOT_ALL_CHUNKS = "Not all chunks available for assembling"
+CHECKSUM_MISMATCH = "Reported checksum mismatch"
+BUNDLE_INVALID = "the bundle is invalid"
+
+
+class BundleError(Exception):
+    """Assembly failed; the message is the `detail` clients see with state `error`."""
+
+
+@dataclass(frozen=True, slots=True)
+class BundleLimits:
+    max_file_size: int
+    max_members: int
+    max_member_size: int
+    max_expanded_size: int
+    max_compression_ratio: int
+
+
+@dataclass(slots=True)
+class ExtractedMember:
+    file: NewBundleFile
+    temp: TempBlob
+
+
+@dataclass(slots=True)
+class Bundle:
+    manifest: dict[str, Any]
+    members: list[ExtractedMember]
+
+    def discard(self) -> None:
+        for member in self.members:
+            member.temp.discard()
+
+
+def check_total_size(name: str, sizes: dict[str, int], chunks: list[str], max_file_size: int) -> None:
+    total = sum(sizes.get(c, 0) for c in chunks)
+    if total > max_file_size:
+        raise BundleError(f"File {name} exceeds maximum size ({total} > {max_file_size})")
+
+
+def concatenate(blobstore: BlobStore, chunks: list[str], checksum: str) -> tuple[TempBlob, StoredBlob]:
+    """Chunks in the given order (repeats allowed) into one temp file whose sha1 must match."""
+    temp = blobstore.new_temp()
+    try:
+        for sha1 in chunks:
+            try:
+                source = blobstore.path_for(sha1).open("rb")
+            except FileNotFoundError:
+                raise BundleError(NOT_ALL_CHUNKS) from None
+            with source:
+                while piece := source.read(COPY_SIZE):
+                    temp.write(piece)
+        blob = temp.finish()
+    except BaseException:
+        temp.discard()
+        raise
+    if blob.sha1 != checksum:
+        temp.discard()
+        raise BundleError(CHECKSUM_MISMATCH)
+    return temp, blob
+
+
+def read_bundle(
+    path: Path,
+    blobstore: BlobStore,
+    limits: BundleLimits,
+    *,
+    url_required: bool,
+    invalid: str = BUNDLE_INVALID,
+    bad_manifest: str = BUNDLE_INVALID,
+) -> Bundle:
+    """Open the zip, read the manifest, check the limits, and extract every member to a temp blob.
+
+    `url_required`: artifact bundles skip entries without a `url` (newest Sentry); release
+    bundles fall back to the path inside the zip (Sentry before artifact bundles).
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise BundleError(invalid) from None
+    with archive:
+        manifest = _read_manifest(archive, bad_manifest)
+        entries = _manifest_entries(manifest, url_required=url_required)
+        infos = _checked_infos(archive, entries, limits, invalid)
+        members: list[ExtractedMember] = []
+        try:
+            for (member_path, url, file_type, headers), info in zip(entries, infos, strict=True):
+                temp, blob = _extract(archive, info, blobstore, invalid)
+                members.append(
+                    ExtractedMember(
+                        file=NewBundleFile(
+                            path=member_path,
+                            url=url,
+                            file_type=file_type,
+                            headers=headers,
+                            debug_id=normalize_debug_id(_header(headers, "debug-id")),
+                            blob=blob,
+                        ),
+                        temp=temp,
+                    )
+                )
+        except BaseException:
+            for member in members:
+                member.temp.discard()
+            raise
+    return Bundle(manifest=manifest, members=members)
+
+
+def _read_manifest(archive: zipfile.ZipFile, message: str) -> dict[str, Any]:
+    try:
+        info = archive.getinfo("manifest.json")
+        if info.file_size > COPY_SIZE * 64:
+            raise BundleError(f"{message}: manifest.json is too large ({info.file_size} bytes)")
+        manifest = json.loads(archive.read(info))
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError):
+        raise BundleError(message) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
+        raise BundleError(message)
+    return manifest
+
+
+def _manifest_entries(
+    manifest: dict[str, Any], *, url_required: bool
+) -> list[tuple[str, str, str | None, dict[str, str]]]:
+    entries = []
+    for member_path, info in manifest.get("files", {}).items():
+        info = info if isinstance(info, dict) else {}
+        url = info.get("url")
+        if not isinstance(url, str) or not url:
+            if url_required:
+                continue
+            url = member_path
+        file_type = info.get("type") if isinstance(info.get("type"), str) else None
+        raw_headers = info.get("headers")
+        headers = {str(k): str(v) for k, v in raw_headers.items()} if isinstance(raw_headers, dict) else {}
+        entries.append((member_path, url, file_type, headers))
+    return entries
+
+
+def _checked_infos(
+    archive: zipfile.ZipFile,
+    entries: list[tuple[str, str, str | None, dict[str, str]]],
+    limits: BundleLimits,
+    invalid: str,
+) -> list[zipfile.ZipInfo]:
+    """Every limit is checked on the central directory, before a byte is inflated."""
+    if len(entries) > limits.max_members:
+        raise BundleError(f"the bundle has too many files ({len(entries)} > {limits.max_members})")
+    infos = []
+    total = 0
+    for member_path, *_ in entries:
+        try:
+            info = archive.getinfo(member_path)
+        except KeyError:
+            raise BundleError(f"{invalid}: {member_path} is in the manifest but not in the archive") from None
+        if info.file_size > limits.max_member_size:
+            raise BundleError(
+                f"the bundle member {member_path} is too large ({info.file_size} > {limits.max_member_size})"
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_EXEMPT_SIZE and ratio > limits.max_compression_ratio:
+            raise BundleError(
+                f"the bundle member {member_path} is compressed suspiciously well "
+                f"({ratio:.0f}:1 > {limits.max_compression_ratio}:1)"
+            )
+        total += info.file_size
+        if total > limits.max_expanded_size:
+            raise BundleError(f"the bundle expands to more than {limits.max_expanded_size} bytes")
+        infos.append(info)
+    return infos
+
+
+def _extract(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, blobstore: BlobStore, invalid: str
+) -> tuple[TempBlob, StoredBlob]:
+    temp = blobstore.new_temp()
+    try:
+        # zipfile never inflates past the declared size and checks the CRC at the end.
+        with archive.open(info) as member:
+            while piece := member.read(COPY_SIZE):
+                temp.write(piece)
+        return temp, temp.finish()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        temp.discard()
+        raise BundleError(f"{invalid}: {info.filename} cannot be read") from None
+    except BaseException:
+        temp.discard()
+        raise
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def normalize_debug_id(value: Any) -> str | None:
+    """A debug id as a lowercase hyphenated UUID, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value.strip()[:36]))
+    except ValueError:
+        return None
+
+
+def bundle_id_for(manifest: dict[str, Any], checksum: str) -> str:
+    """The manifest's debug_id, else a UUID made of the checksum (tasks/assemble.py)."""
+    return normalize_debug_id(manifest.get("debug_id")) or str(uuid.UUID(checksum[:32]))
+
+
+def file_type_code(file_type: str | None) -> int:
+    """SourceFileType (models/artifactbundle.py): the JSON shows the number, 0 when unknown."""
+    return {"source": 1, "minified_source": 2, "source_map": 3, "indexed_ram_bundle": 4}.get(file_type or "", 0)
