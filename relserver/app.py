@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -31,6 +32,11 @@ class StartupReport:
 
 
 startup_key = web.AppKey("startup", StartupReport)
+
+# Options for the aiohttp server that runs the app (AppRunner / TestServer keyword arguments).
+# On a chunk POST `Content-Encoding: gzip` means every `file` part is gzipped, not the body
+# (api/endpoints/chunk.py), so aiohttp must not try to inflate whole bodies itself.
+SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:

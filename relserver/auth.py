@@ -55,6 +55,12 @@ RELEASE_SCOPES: Mapping[str, frozenset[str]] = {
     "DELETE": frozenset({"project:admin", "project:releases"}),
 }
 
+# OrganizationPermission's GET scopes (api/bases/organization.py), plus `org:ci` so that an org
+# auth token can look up its own organization as the bundler plugins do before uploading.
+ORGANIZATION_READ_SCOPES: Mapping[str, frozenset[str]] = {
+    "GET": frozenset({"org:read", "org:write", "org:admin", "org:ci"}),
+}
+
 # Sentry's authentication failure messages (api/authentication.py; DRF for the first).
 NOT_PROVIDED = "Authentication credentials were not provided."
 NO_CREDENTIALS = "Invalid token header. No credentials provided."

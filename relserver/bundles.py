@@ -234,8 +234,3 @@ def normalize_debug_id(value: Any) -> str | None:
 def bundle_id_for(manifest: dict[str, Any], checksum: str) -> str:
     """The manifest's debug_id, else a UUID made of the checksum (tasks/assemble.py)."""
     return normalize_debug_id(manifest.get("debug_id")) or str(uuid.UUID(checksum[:32]))
-
-
-def file_type_code(file_type: str | None) -> int:
-    """SourceFileType (models/artifactbundle.py): the JSON shows the number, 0 when unknown."""
-    return {"source": 1, "minified_source": 2, "source_map": 3, "indexed_ram_bundle": 4}.get(file_type or "", 0)

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, auth, sentry
-from .app import create_app, startup_key
+from .app import SERVER_OPTIONS, create_app, startup_key
 from .config import (
     CHUNK_SIZE,
     DEFAULT_DATA_DIR,
@@ -321,6 +321,7 @@ async def serve(config: Config) -> None:
         access_log=logging.getLogger("relserver.access"),
         access_log_format=ACCESS_LOG_FORMAT,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
+        **SERVER_OPTIONS,
     )
     try:
         await runner.setup()

@@ -123,3 +123,13 @@ class NewBundleFile:
     headers: dict[str, str]
     debug_id: str | None
     blob: StoredBlob
+
+
+@dataclass(frozen=True, slots=True)
+class Deploy:
+    id: int
+    environment: str
+    name: str | None
+    url: str | None
+    date_started: datetime | None
+    date_finished: datetime

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 
 from .errors import BadRequest
-from .models import BundleFile, Project, Release, ReleaseFile
+from .models import ArtifactBundle, BundleFile, Deploy, Organization, Project, Release, ReleaseFile
 
 # --- messages clients compare byte for byte -------------------------------------------------
 
@@ -488,3 +488,87 @@ def validate_assemble_body(raw: bytes, schema: dict[str, Any], field_errors: dic
             message = str(error.message).splitlines()[0]
         raise BadRequest({"error": message})
     return data
+
+
+# --- artifact bundles as their own resource (api/serializers/models/artifactbundle.py) ------
+
+
+def _second_precision(value: datetime) -> str:
+    """These serializers cut ISO dates to seconds and add `Z`."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bundle_associations(bundle: ArtifactBundle) -> list[dict[str, Any]]:
+    return [{"release": bundle.release, "dist": bundle.dist}] if bundle.release else []
+
+
+def artifact_bundle_json(bundle: ArtifactBundle) -> dict[str, Any]:
+    return {
+        "bundleId": bundle.bundle_id,
+        "associations": bundle_associations(bundle),
+        "fileCount": bundle.file_count,
+        "dateModified": _second_precision(bundle.date_modified),
+        "date": _second_precision(bundle.date_created),
+    }
+
+
+def bundle_file_json(entry: BundleFile) -> dict[str, Any]:
+    """ArtifactBundleFilesSerializer: ids are URL-safe base64 of the path inside the zip."""
+    sourcemap = next((v for k, v in entry.headers.items() if k.lower() == "sourcemap"), None)
+    return {
+        "id": base64.urlsafe_b64encode(entry.path.encode()).decode("ascii"),
+        "fileType": bundles_file_type_code(entry.file_type),
+        "filePath": entry.url,
+        "fileSize": entry.size,
+        "debugId": entry.debug_id,
+        "sourcemap": sourcemap,
+    }
+
+
+def bundles_file_type_code(file_type: str | None) -> int:
+    """SourceFileType (models/artifactbundle.py): numbers in JSON, 0 when missing or unknown."""
+    return {"source": 1, "minified_source": 2, "source_map": 3, "indexed_ram_bundle": 4}.get(file_type or "", 0)
+
+
+def deploy_json(deploy: Deploy) -> dict[str, Any]:
+    """api/serializers/models/deploy.py."""
+    return {
+        "id": str(deploy.id),
+        "environment": deploy.environment,
+        "dateStarted": format_datetime(deploy.date_started) if deploy.date_started else None,
+        "dateFinished": format_datetime(deploy.date_finished),
+        "name": deploy.name,
+        "url": deploy.url,
+    }
+
+
+def organization_json(org: Organization, projects: Iterable[Project], origin: str) -> dict[str, Any]:
+    """The base keys of OrganizationSerializer plus the detailed `projects` and `teams`."""
+    return {
+        "id": str(org.id),
+        "slug": org.slug,
+        "status": {"id": "active", "name": "active"},
+        "name": org.name,
+        "dateCreated": format_datetime(org.date_created),
+        "isEarlyAdopter": False,
+        "require2FA": False,
+        "requireEmailVerification": False,
+        "avatar": {"avatarType": "letter_avatar", "avatarUuid": None, "avatarUrl": None},
+        "allowMemberInvite": True,
+        "allowMemberProjectCreation": True,
+        "allowSuperuserAccess": True,
+        "links": {"organizationUrl": origin, "regionUrl": origin},
+        "hasAuthProvider": False,
+        "features": [],
+        "teams": [],
+        "projects": [
+            {
+                "id": str(p.id),
+                "slug": p.slug,
+                "name": p.name,
+                "platform": p.platform,
+                "dateCreated": format_datetime(p.date_created),
+            }
+            for p in projects
+        ],
+    }

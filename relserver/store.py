@@ -25,6 +25,7 @@ from .models import (
     ArtifactBundle,
     AssembleTask,
     BundleFile,
+    Deploy,
     NewBundleFile,
     Organization,
     Project,
@@ -497,6 +498,13 @@ class Store:
         row = await self._fetchone(sql, (organization_id, ref))
         return _project(row) if row else None
 
+    async def list_projects(self, organization_id: int) -> list[Project]:
+        rows = await self._fetchall(
+            f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE organization_id = ? ORDER BY slug",  # noqa: S608
+            (organization_id,),
+        )
+        return [_project(r) for r in rows]
+
     async def ensure_projects(self, organization_id: int, slugs: Iterable[str]) -> list[Project]:
         """Get or create each project by slug, in the order given."""
         projects = []
@@ -737,6 +745,14 @@ class Store:
 
     async def get_release_file(self, release_id: int, file_id: int) -> ReleaseFile | None:
         row = await self._fetchone(f"{_FILE_SELECT} WHERE f.release_id = ? AND f.id = ?", (release_id, file_id))
+        return _release_file(row) if row else None
+
+    async def get_release_file_in_project(self, project_id: int, file_id: int) -> ReleaseFile | None:
+        row = await self._fetchone(
+            f"{_FILE_SELECT} WHERE f.id = ? AND f.release_id IN"  # noqa: S608
+            " (SELECT release_id FROM release_projects WHERE project_id = ?)",
+            (file_id, project_id),
+        )
         return _release_file(row) if row else None
 
     async def find_release_file(self, release_id: int, ident: str) -> ReleaseFile | None:
@@ -1103,6 +1119,197 @@ class Store:
                 await unlink_blobs(freed)
         return len(rows)
 
+    # --- artifact bundles as their own resource ----------------------------------------------
+
+    async def list_artifact_bundles(
+        self,
+        organization_id: int,
+        project_id: int,
+        *,
+        query: str | None,
+        order: str,
+        offset: int,
+        limit: int,
+    ) -> list[ArtifactBundle]:
+        """A project's bundles; `query` is a release or dist name, or a bundle or debug id."""
+        where = [
+            "ab.organization_id = ?",
+            "ab.id IN (SELECT artifact_bundle_id FROM artifact_bundle_projects WHERE project_id = ?)",
+        ]
+        params: list[Any] = [organization_id, project_id]
+        if query:
+            where.append(
+                "(ab.release = ? OR ab.dist = ? OR ab.bundle_id = ?"
+                " OR ab.id IN (SELECT artifact_bundle_id FROM artifact_bundle_files WHERE debug_id = ?))"
+            )
+            params += [query, query, query.lower(), query.lower()]
+        columns = ", ".join(f"ab.{c.strip()}" for c in _BUNDLE_COLUMNS.split(","))
+        rows = await self._fetchall(
+            f"SELECT {columns} FROM artifact_bundles ab WHERE {' AND '.join(where)}"  # noqa: S608 -- fixed fragments
+            f" ORDER BY {_BUNDLE_ORDERS[order]} LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [_bundle(r) for r in rows]
+
+    async def get_artifact_bundle(self, organization_id: int, project_id: int, bundle_id: str) -> ArtifactBundle | None:
+        row = await self._fetchone(
+            f"SELECT {_BUNDLE_COLUMNS} FROM artifact_bundles WHERE organization_id = ? AND bundle_id = ?"  # noqa: S608
+            " AND id IN (SELECT artifact_bundle_id FROM artifact_bundle_projects WHERE project_id = ?)",
+            (organization_id, bundle_id, project_id),
+        )
+        return _bundle(row) if row else None
+
+    async def get_artifact_bundle_by_pk(self, organization_id: int, project_id: int, pk: int) -> ArtifactBundle | None:
+        row = await self._fetchone(
+            f"SELECT {_BUNDLE_COLUMNS} FROM artifact_bundles WHERE organization_id = ? AND id = ?"  # noqa: S608
+            " AND id IN (SELECT artifact_bundle_id FROM artifact_bundle_projects WHERE project_id = ?)",
+            (organization_id, pk, project_id),
+        )
+        return _bundle(row) if row else None
+
+    async def list_bundle_files(
+        self, bundle_pk: int, *, query: str | None = None, offset: int = 0, limit: int = 100
+    ) -> list[BundleFile]:
+        where = ["bf.artifact_bundle_id = ?"]
+        params: list[Any] = [bundle_pk]
+        if query:
+            where.append("(instr(bf.url_folded, ?) > 0 OR instr(bf.debug_id, ?) > 0)")
+            params += [query.casefold(), query.lower()]
+        rows = await self._fetchall(
+            f"{_BUNDLE_FILE_SELECT} WHERE {' AND '.join(where)} ORDER BY bf.path LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [_bundle_file(r) for r in rows]
+
+    async def get_bundle_file(self, bundle_pk: int, path: str) -> BundleFile | None:
+        row = await self._fetchone(
+            f"{_BUNDLE_FILE_SELECT} WHERE bf.artifact_bundle_id = ? AND bf.path = ?",
+            (bundle_pk, path),
+        )
+        return _bundle_file(row) if row else None
+
+    async def bundles_with_debug_id(self, organization_id: int, project_id: int, debug_id: str) -> list[ArtifactBundle]:
+        rows = await self._fetchall(
+            f"SELECT {', '.join('ab.' + c.strip() for c in _BUNDLE_COLUMNS.split(','))} FROM artifact_bundles ab"  # noqa: S608
+            " WHERE ab.organization_id = ?"
+            " AND ab.id IN (SELECT artifact_bundle_id FROM artifact_bundle_projects WHERE project_id = ?)"
+            " AND ab.id IN (SELECT artifact_bundle_id FROM artifact_bundle_files WHERE debug_id = ?)"
+            " ORDER BY ab.date_modified DESC, ab.id DESC LIMIT 1",
+            (organization_id, project_id, debug_id),
+        )
+        return [_bundle(r) for r in rows]
+
+    async def bundles_for_release(
+        self, organization_id: int, project_id: int, release: str, dist: str | None, *, url: str | None, limit: int
+    ) -> list[ArtifactBundle]:
+        where = [
+            "ab.organization_id = ?",
+            "ab.id IN (SELECT artifact_bundle_id FROM artifact_bundle_projects WHERE project_id = ?)",
+            "ab.release = ?",
+            "ab.dist IS ?",
+        ]
+        params: list[Any] = [organization_id, project_id, release, dist]
+        if url is not None:
+            where.append(
+                "ab.id IN (SELECT artifact_bundle_id FROM artifact_bundle_files WHERE instr(url_folded, ?) > 0)"
+            )
+            params.append(url.casefold())
+        rows = await self._fetchall(
+            f"SELECT {', '.join('ab.' + c.strip() for c in _BUNDLE_COLUMNS.split(','))} FROM artifact_bundles ab"  # noqa: S608
+            f" WHERE {' AND '.join(where)} ORDER BY ab.date_modified DESC, ab.id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_bundle(r) for r in rows]
+
+    async def release_files_matching_url(self, release_id: int, url: str, limit: int) -> list[ReleaseFile]:
+        rows = await self._fetchall(
+            f"{_FILE_SELECT} WHERE f.release_id = ? AND instr(f.name_folded, ?) > 0 ORDER BY f.id LIMIT ?",
+            (release_id, url.casefold(), limit),
+        )
+        return [_release_file(r) for r in rows]
+
+    async def remove_artifact_bundle(
+        self, organization_id: int, project_id: int, bundle_id: str, unlink_blobs: UnlinkBlobs
+    ) -> bool | None:
+        """Unlink the project; delete the bundle when no other project keeps it.
+
+        None: no such bundle; False: it exists but not for this project; True: done.
+        """
+        async with self._lock:
+            async with self._transaction() as w:
+                async with w.execute(
+                    "SELECT id, checksum FROM artifact_bundles WHERE organization_id = ? AND bundle_id = ?",
+                    (organization_id, bundle_id),
+                ) as cur:
+                    row = await cur.fetchone()
+                if row is None:
+                    return None
+                bundle_pk, checksum = row
+                cur = await w.execute(
+                    "DELETE FROM artifact_bundle_projects WHERE artifact_bundle_id = ? AND project_id = ?",
+                    (bundle_pk, project_id),
+                )
+                if cur.rowcount == 0:
+                    return False
+                async with w.execute(
+                    "SELECT 1 FROM artifact_bundle_projects WHERE artifact_bundle_id = ?", (bundle_pk,)
+                ) as cur2:
+                    still_linked = await cur2.fetchone() is not None
+                freed: list[str] = []
+                if not still_linked:
+                    async with w.execute(
+                        "SELECT DISTINCT blob_sha1 FROM artifact_bundle_files WHERE artifact_bundle_id = ?",
+                        (bundle_pk,),
+                    ) as cur3:
+                        candidates = [r[0] for r in await cur3.fetchall()] + [checksum]
+                    await w.execute("DELETE FROM artifact_bundles WHERE id = ?", (bundle_pk,))
+                    freed = await _free_blobs(w, candidates)
+            if freed:
+                await unlink_blobs(freed)
+        return True
+
+    # --- deploys ----------------------------------------------------------------------------
+
+    async def add_deploy(
+        self,
+        release_id: int,
+        *,
+        environment: str,
+        name: str | None,
+        url: str | None,
+        date_started: datetime | None,
+        date_finished: datetime,
+    ) -> Deploy:
+        async with self._write() as w:
+            cur = await w.execute(
+                "INSERT INTO deploys (release_id, environment, name, url, date_started, date_finished)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (release_id, environment, name, url, _ts(date_started), _ts(date_finished)),
+            )
+            deploy_id = cur.lastrowid
+        assert deploy_id is not None
+        return Deploy(
+            id=deploy_id,
+            environment=environment,
+            name=name,
+            url=url,
+            date_started=date_started,
+            date_finished=date_finished,
+        )
+
+    async def list_deploys(self, release_id: int, *, offset: int = 0, limit: int = 100) -> list[Deploy]:
+        rows = await self._fetchall(
+            "SELECT id, environment, name, url, date_started, date_finished FROM deploys WHERE release_id = ?"
+            " ORDER BY date_finished DESC, id DESC LIMIT ? OFFSET ?",
+            (release_id, limit, offset),
+        )
+        return [
+            Deploy(
+                id=r[0], environment=r[1], name=r[2], url=r[3], date_started=_dt(r[4]), date_finished=_dt_required(r[5])
+            )
+            for r in rows
+        ]
+
     # --- blobs ------------------------------------------------------------------------------
 
     async def prune_blob_rows(self) -> set[str]:
@@ -1181,6 +1388,14 @@ class Store:
             )
             return cur.rowcount > 0
 
+
+# ArtifactBundlesEndpoint sortBy values (api/endpoints/artifact_bundles.py).
+_BUNDLE_ORDERS = {
+    "date_added": "ab.date_created ASC, ab.id ASC",
+    "-date_added": "ab.date_created DESC, ab.id DESC",
+    "date_modified": "ab.date_modified ASC, ab.id ASC",
+    "-date_modified": "ab.date_modified DESC, ab.id DESC",
+}
 
 # A bundle member that no newer bundle of the same release and dist overrides (by URL).
 _LATEST_ENTRY = """NOT EXISTS (

@@ -9,10 +9,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from relserver import auth
-from relserver.app import create_app
+from relserver.app import SERVER_OPTIONS, create_app
 from relserver.config import Config, KiB
 from relserver.keys import store_key
 from relserver.store import Store
@@ -32,11 +32,12 @@ def config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-async def make_client(
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
-) -> ClientFactory:
+async def make_client(aiohttp_client: Callable[..., Awaitable[Client]]) -> ClientFactory:
     async def make(config: Config) -> Client:
-        return await aiohttp_client(create_app(config))
+        # TestServer passes runner options only through start_server(), not its constructor.
+        server = TestServer(create_app(config))
+        await server.start_server(**SERVER_OPTIONS)
+        return await aiohttp_client(server)
 
     return make
 

@@ -7,13 +7,18 @@ multipart path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from relserver.store import Store
@@ -272,3 +277,171 @@ class TestSentryCli3:
         assert "Deleted release 4.0" in ok(run_cli(sentry_cli_3, tmp_path, "releases", "delete", "4.0", env=env))
         info = ok(run_cli(sentry_cli_3, tmp_path, "info", env=env))
         assert "project:releases" in info
+
+
+# --- chunk upload and artifact bundles ----------------------------------------------------------
+
+
+def make_build(root: Path, *, vendor: str = "var v=1;\n") -> dict[str, bytes]:
+    """A small build: a minified file with its map, and a vendor script; returns url → bytes."""
+    (root / "sub").mkdir(parents=True, exist_ok=True)
+    # Enough hex noise that the bundle spans several 4 KiB chunks.
+    noise = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(600))
+    app = f'function a(){{return "{noise}"}}\n//# sourceMappingURL=app.min.js.map\n'
+    mapping = '{"version":3,"file":"app.min.js","sources":["app.js"],"names":[],"mappings":"AAAA"}'
+    (root / "app.min.js").write_text(app)
+    (root / "app.min.js.map").write_text(mapping)
+    (root / "sub" / "vendor.js").write_text(vendor)
+    return {
+        "~/app.min.js": app.encode(),
+        "~/app.min.js.map": mapping.encode(),
+        "~/sub/vendor.js": vendor.encode(),
+    }
+
+
+@pytest.fixture
+def chunked_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """Today's Sentry: chunk upload with artifact bundles, small chunks so bundles span many."""
+    with running_server(tmp_path / "data", token=TOKEN, extra_args=["--chunk-size", "4KiB"]) as server:
+        yield server
+
+
+async def listed_files(server: ServerProcess, version: str) -> dict[str, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession(server.url, headers=headers) as session:
+        resp = await session.get(f"/api/0/projects/acme/web/releases/{version}/files/")
+        assert resp.status == 200, await resp.text()
+        return {f["name"]: f for f in await resp.json()}
+
+
+async def download(server: ServerProcess, version: str, file_id: str) -> bytes:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession(server.url, headers=headers) as session:
+        resp = await session.get(f"/api/0/projects/acme/web/releases/{version}/files/{file_id}/?download")
+        assert resp.status == 200
+        return await resp.read()
+
+
+def db_value(server: ServerProcess, sql: str) -> Any:
+    with contextlib.closing(sqlite3.connect(server.data_dir / "relserver.sqlite3")) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+class TestSentryCli3SourceMaps:
+    async def test_upload_lists_and_downloads_every_file_identically(
+        self, sentry_cli_3: Path, chunked_server: ServerProcess, tmp_path: Path
+    ) -> None:
+        env = cli_env(chunked_server)
+        local = make_build(tmp_path / "dist")
+        out = ok(
+            run_cli(
+                sentry_cli_3,
+                tmp_path,
+                "sourcemaps",
+                "upload",
+                str(tmp_path / "dist"),
+                "--release",
+                "1.0",
+                "-p",
+                "web",
+                "--wait",
+                env=env,
+            )
+        )
+        assert "File processing complete" in out
+        # 3.x never creates the release; the files show once it exists.
+        ok(run_cli(sentry_cli_3, tmp_path, "releases", "new", "1.0", "-p", "web", env=env))
+        files = await listed_files(chunked_server, "1.0")
+        assert set(files) == set(local)
+        for url, data in local.items():
+            body = await download(chunked_server, "1.0", files[url]["id"])
+            assert hashlib.sha1(body).hexdigest() == files[url]["sha1"]
+            if url.endswith(".map"):
+                assert json.loads(body) == json.loads(data)  # sentry-cli re-serialises maps
+            else:
+                assert body == data
+        assert files["~/app.min.js"]["headers"].get("sourcemap") == "app.min.js.map"
+        # Many chunks were needed for this bundle.
+        assert db_value(chunked_server, "SELECT count(*) FROM chunk_owners") > 3
+
+    async def test_the_same_upload_again_sends_nothing(
+        self, sentry_cli_3: Path, chunked_server: ServerProcess, tmp_path: Path
+    ) -> None:
+        env = cli_env(chunked_server)
+        make_build(tmp_path / "dist")
+        args = ["sourcemaps", "upload", str(tmp_path / "dist"), "--release", "1.0", "-p", "web", "--wait"]
+        ok(run_cli(sentry_cli_3, tmp_path, *args, env=env))
+        second = run_cli(sentry_cli_3, tmp_path, *args, env=env)
+        assert second.returncode == 0, second.stderr
+        assert "Nothing to upload, all files are on the server" in second.stdout + second.stderr
+
+    async def test_a_changed_file_sends_only_its_chunks(
+        self, sentry_cli_3: Path, chunked_server: ServerProcess, tmp_path: Path
+    ) -> None:
+        env = cli_env(chunked_server)
+        make_build(tmp_path / "dist")
+        args = ["sourcemaps", "upload", str(tmp_path / "dist"), "--release", "1.0", "-p", "web", "--wait"]
+        ok(run_cli(sentry_cli_3, tmp_path, *args, env=env))
+        before = db_value(chunked_server, "SELECT count(*) FROM chunk_owners")
+        make_build(tmp_path / "dist", vendor="var v=2;\n")
+        ok(run_cli(sentry_cli_3, tmp_path, *args, env=env))
+        sent = db_value(chunked_server, "SELECT count(*) FROM chunk_owners") - before
+        request = json.loads(
+            db_value(chunked_server, "SELECT request FROM assemble_tasks ORDER BY date_updated DESC LIMIT 1")
+        )
+        assert 0 < sent < len(request["chunks"])
+        ok(run_cli(sentry_cli_3, tmp_path, "releases", "new", "1.0", "-p", "web", env=env))
+        files = await listed_files(chunked_server, "1.0")
+        assert await download(chunked_server, "1.0", files["~/sub/vendor.js"]["id"]) == b"var v=2;\n"
+
+    async def test_injected_debug_ids_are_found_by_artifact_lookup(
+        self, sentry_cli_3: Path, chunked_server: ServerProcess, tmp_path: Path
+    ) -> None:
+        env = cli_env(chunked_server)
+        make_build(tmp_path / "dist")
+        ok(run_cli(sentry_cli_3, tmp_path, "sourcemaps", "inject", str(tmp_path / "dist"), env=env))
+        debug_ids = {}
+        for script in ("app.min.js", "sub/vendor.js"):
+            text = (tmp_path / "dist" / script).read_text()
+            debug_ids[script] = text.rsplit("//# debugId=", 1)[1].strip()
+        # No release: the debug ids are what ties the files together.
+        ok(
+            run_cli(
+                sentry_cli_3, tmp_path, "sourcemaps", "upload", str(tmp_path / "dist"), "-p", "web", "--wait", env=env
+            )
+        )
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(chunked_server.url, headers=headers) as session:
+            for script, debug_id in debug_ids.items():
+                resp = await session.get(f"/api/0/projects/acme/web/artifact-lookup/?debug_id={debug_id}")
+                (hit,) = await resp.json()
+                assert (hit["type"], hit["resolved_with"]) == ("bundle", "debug-id"), script
+            (bundle,) = await (await session.get("/api/0/projects/acme/web/files/artifact-bundles/")).json()
+            files = await (
+                await session.get(f"/api/0/projects/acme/web/artifact-bundles/{bundle['bundleId']}/files/")
+            ).json()
+        found = {f["filePath"]: f["debugId"] for f in files["files"]}
+        assert found["~/app.min.js"] == debug_ids["app.min.js"]
+        assert found["~/app.min.js.map"] == debug_ids["app.min.js"]
+        assert found["~/sub/vendor.js"] == debug_ids["sub/vendor.js"]
+
+
+@pytest.mark.parametrize("mode", ["artifact-bundles", "release-bundles", "legacy"])
+@pytest.mark.parametrize("command", ["sourcemaps-upload", "upload-sourcemaps"])
+async def test_sentry_cli_2_uploads_in_every_mode(sentry_cli: Path, tmp_path: Path, mode: str, command: str) -> None:
+    """Whatever path the server's advert sends 2.x down, the same files end up listed."""
+    with running_server(tmp_path / "data", token=TOKEN, extra_args=["--upload-mode", mode]) as server:
+        env = cli_env(server)
+        local = make_build(tmp_path / "dist")
+        ok(run_cli(sentry_cli, tmp_path, "releases", "new", "1.0", "-p", "web", env=env))
+        if command == "sourcemaps-upload":
+            args = ["sourcemaps", "upload", str(tmp_path / "dist"), "--release", "1.0", "-p", "web", "--wait"]
+        else:
+            args = ["releases", "files", "1.0", "upload-sourcemaps", str(tmp_path / "dist"), "-p", "web", "--wait"]
+        out = ok(run_cli(sentry_cli, tmp_path, *args, env=env))
+        expected_type = {"artifact-bundles": "artifact bundle", "release-bundles": "release bundle"}
+        assert f"Upload type: {expected_type.get(mode, 'single file/legacy upload')}" in out
+        files = await listed_files(server, "1.0")
+        assert set(files) == set(local)
+        body = await download(server, "1.0", files["~/sub/vendor.js"]["id"])
+        assert body == local["~/sub/vendor.js"]

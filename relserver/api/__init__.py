@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_routedef import RouteDef
 
-from . import chunks, files, index, releases
+from . import bundles, chunks, files, index, organizations, releases
 
 ORG = "/api/0/organizations/{org}"
 PROJECT = "/api/0/projects/{org}/{project}"
@@ -35,6 +35,14 @@ def setup_routes(app: web.Application) -> None:
             web.post(f"{ORG}/releases/", releases.create_organization_release),
             web.get(f"{PROJECT}/releases/", releases.list_project_releases),
             web.post(f"{PROJECT}/releases/", releases.create_project_release),
+            web.get(f"{ORG}/", organizations.organization_details),
+            web.get(f"{ORG}/releases/{{version}}/deploys/", organizations.list_deploys),
+            web.post(f"{ORG}/releases/{{version}}/deploys/", organizations.create_deploy),
+            web.get(f"{PROJECT}/files/artifact-bundles/", bundles.list_artifact_bundles),
+            web.delete(f"{PROJECT}/files/artifact-bundles/", bundles.delete_artifact_bundle),
+            web.get(f"{PROJECT}/artifact-bundles/{{bundle_id}}/files/", bundles.list_bundle_files),
+            web.get(f"{PROJECT}/artifact-bundles/{{bundle_id}}/files/{{file_id}}/", bundles.download_bundle_file),
+            web.get(f"{PROJECT}/artifact-lookup/", bundles.artifact_lookup),
             web.get(f"{ORG}/chunk-upload/", chunks.chunk_upload_options),
             web.post(f"{ORG}/chunk-upload/", chunks.upload_chunks),
             web.post(f"{ORG}/artifactbundle/assemble/", chunks.assemble_artifact_bundle),

@@ -85,7 +85,7 @@ def public_origin(request: web.Request) -> str:
     return f"{scheme}://{host}"
 
 
-def paginated_response(request: web.Request, items: list[Any], page: sentry.Page, *, has_more: bool) -> web.Response:
+def paginated_response(request: web.Request, items: Any, page: sentry.Page, *, has_more: bool) -> web.Response:
     """A JSON array with Sentry's Link header (api/base.py build_cursor_link)."""
     # The absolute path, percent-quoted, then the query without `cursor` (repeated keys kept):
     # with nothing else in the query this gives Sentry's own `…/?&cursor=…` form.

@@ -1,0 +1,84 @@
+"""Organization details and release deploys: what build plugins call around an upload."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from .. import sentry
+from ..auth import ORGANIZATION_READ_SCOPES, RELEASE_SCOPES
+from ..errors import BadRequest
+from .common import (
+    backend,
+    json_response,
+    organization,
+    paginated_response,
+    public_origin,
+    read_data,
+    release_in_scope,
+    requires,
+)
+from .releases import DATETIME_FORMAT_ERROR
+
+# Environment.is_valid_name / ENVIRONMENT_NAME_PATTERN (models/environment.py, constants.py).
+_ENVIRONMENT_NAME = re.compile(r"[^\n\r\f/]*")
+MAX_ENVIRONMENT_LENGTH = 64
+
+
+@requires(ORGANIZATION_READ_SCOPES)
+async def organization_details(request: web.Request) -> web.Response:
+    """GET /organizations/{org}/ (the npm `sentry` uploader looks its organization up first)."""
+    org = await organization(request)
+    projects = await backend(request).store.list_projects(org.id)
+    return json_response(sentry.organization_json(org, projects, public_origin(request)))
+
+
+def _deploy_datetime(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> datetime | None:
+    value = data.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        errors[key] = [DATETIME_FORMAT_ERROR]
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@requires(RELEASE_SCOPES)
+async def create_deploy(request: web.Request) -> web.Response:
+    """POST /organizations/{org}/releases/{version}/deploys/ (releases/endpoints/release_deploys.py)."""
+    _, release = await release_in_scope(request)
+    data = sentry.expect_object(await read_data(request))
+    errors: dict[str, list[str]] = {}
+    environment = sentry.string_field(data, "environment", errors, max_length=MAX_ENVIRONMENT_LENGTH)
+    if environment is not None and not _ENVIRONMENT_NAME.fullmatch(environment):
+        errors["environment"] = ["Invalid value for environment"]
+    started = _deploy_datetime(data, "dateStarted", errors)
+    finished = _deploy_datetime(data, "dateFinished", errors)
+    name = data.get("name") if isinstance(data.get("name"), str) else None
+    url = data.get("url") if isinstance(data.get("url"), str) else None
+    if errors or environment is None:
+        raise BadRequest(errors)
+    deploy = await backend(request).store.add_deploy(
+        release.id,
+        environment=environment,
+        name=name or None,
+        url=url or None,
+        date_started=started,
+        date_finished=finished or datetime.now(UTC),
+    )
+    return json_response(sentry.deploy_json(deploy), status=201)
+
+
+@requires(RELEASE_SCOPES)
+async def list_deploys(request: web.Request) -> web.Response:
+    """GET …/releases/{version}/deploys/ — newest finished first."""
+    _, release = await release_in_scope(request)
+    page = sentry.offset_page(request.query.get("per_page"), request.query.get("cursor"))
+    found = await backend(request).store.list_deploys(release.id, offset=page.offset, limit=page.limit + 1)
+    items = [sentry.deploy_json(d) for d in found[: page.limit]]
+    return paginated_response(request, items, page, has_more=len(found) > page.limit)
