@@ -17,6 +17,9 @@ from relserver.config import Config, KiB
 from relserver.keys import store_key
 from relserver.store import Store
 
+# pytester drives the relserver pytest plugin the way a user's suite meets it.
+pytest_plugins = ["pytester"]
+
 ADMIN_TOKEN = "test-admin-token"
 ORG = "acme"
 PROJECT = "web"
