@@ -14,7 +14,7 @@ from aiohttp import BodyPartReader, hdrs, web
 from .blobstore import BlobStore, TempBlob
 from .errors import BadRequest
 from .models import StoredBlob
-from .upload import shielded, stream_part
+from .upload import LazySink, part_names, shielded, stream_part
 
 # Content-Encoding values a `file` part may carry. Sentry also takes zstd; relserver neither
 # decodes nor advertises it, so clients never send it (they pick from `compression`).
@@ -48,7 +48,7 @@ class GzipSink:
     """Decompresses into a TempBlob, never producing more than `limit` + 1 bytes."""
 
     def __init__(self, temp: TempBlob, limit: int) -> None:
-        self._temp = temp
+        self.temp = temp
         self._limit = limit
         self._inflate = zlib.decompressobj(_GZIP_WBITS)
 
@@ -56,9 +56,9 @@ class GzipSink:
         try:
             while data:
                 # max_length bounds the output of one call: a bomb stops one byte past the limit.
-                out = self._inflate.decompress(data, self._limit + 1 - self._temp.size)
-                self._temp.write(out)
-                if self._temp.size > self._limit:
+                out = self._inflate.decompress(data, self._limit + 1 - self.temp.size)
+                self.temp.write(out)
+                if self.temp.size > self._limit:
                     raise chunk_error("Chunk size too large")
                 data = self._inflate.unconsumed_tail
                 if self._inflate.eof:
@@ -69,10 +69,10 @@ class GzipSink:
     def finish(self) -> StoredBlob:
         if not self._inflate.eof:
             raise chunk_error("Invalid gzip payload")
-        return self._temp.finish()
+        return self.temp.finish()
 
     def discard(self) -> None:
-        self._temp.discard()
+        self.temp.discard()
 
 
 async def receive_chunks(request: web.Request, blobstore: BlobStore, limits: ChunkLimits) -> list[ReceivedChunk]:
@@ -87,14 +87,15 @@ async def receive_chunks(request: web.Request, blobstore: BlobStore, limits: Chu
         reader = await request.multipart()
         total = 0
         while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or part.name not in ("file", "file_gzip") or not part.filename:
+            name, filename = part_names(part) if isinstance(part, BodyPartReader) else (None, None)
+            if not isinstance(part, BodyPartReader) or name not in ("file", "file_gzip") or not filename:
                 await part.release()
                 continue
-            if part.name == "file_gzip" and encoding:
+            if name == "file_gzip" and encoding:
                 raise chunk_error("Cannot combine Content-Encoding with file_gzip field")
             if len(chunks) >= limits.chunks_per_request:
                 raise chunk_error("Too many chunks")
-            chunk = await _receive_one(part, blobstore, limits, gzip=part.name == "file_gzip" or bool(encoding))
+            chunk = await _receive_one(part, filename, blobstore, limits, gzip=name == "file_gzip" or bool(encoding))
             chunks.append(chunk)
             total += chunk.blob.size
             if total > limits.max_request_size:
@@ -105,20 +106,22 @@ async def receive_chunks(request: web.Request, blobstore: BlobStore, limits: Chu
     return chunks
 
 
-async def _receive_one(part: BodyPartReader, blobstore: BlobStore, limits: ChunkLimits, *, gzip: bool) -> ReceivedChunk:
-    temp = await asyncio.to_thread(blobstore.new_temp)
+async def _receive_one(
+    part: BodyPartReader, claimed: str, blobstore: BlobStore, limits: ChunkLimits, *, gzip: bool
+) -> ReceivedChunk:
     too_large = lambda: chunk_error("Chunk size too large")  # noqa: E731
     if gzip:
         # The compressed bytes are bounded by the request limit, the decoded ones by the chunk size.
-        sink = GzipSink(temp, limits.chunk_size)
+        gzipped = LazySink(lambda: GzipSink(blobstore.new_temp(), limits.chunk_size))
         blob = await stream_part(
-            part, sink, max_size=limits.max_request_size, too_large=too_large, batch_size=limits.write_batch_size
+            part, gzipped, max_size=limits.max_request_size, too_large=too_large, batch_size=limits.write_batch_size
         )
-    else:
-        blob = await stream_part(
-            part, temp, max_size=limits.chunk_size, too_large=too_large, batch_size=limits.write_batch_size
-        )
-    return ReceivedChunk(temp=temp, blob=blob, claimed=part.filename or "")
+        return ReceivedChunk(temp=gzipped.target.temp, blob=blob, claimed=claimed)
+    raw = LazySink(blobstore.new_temp)
+    blob = await stream_part(
+        part, raw, max_size=limits.chunk_size, too_large=too_large, batch_size=limits.write_batch_size
+    )
+    return ReceivedChunk(temp=raw.target, blob=blob, claimed=claimed)
 
 
 def _discard_all(chunks: list[ReceivedChunk]) -> None:

@@ -53,6 +53,20 @@ async def resolve_organization(backend: Backend, token: Token, ref: str) -> Orga
     raise NotFound()
 
 
+async def find_release_scope(
+    backend: Backend, token: Token, org_ref: str, project_ref: str | None, version: str
+) -> tuple[Organization, Release] | None:
+    """The common case in one query: everything exists. None sends callers the long way."""
+    found = await backend.store.lookup_release_scope(org_ref, project_ref, version)
+    if found is None:
+        return None
+    org, project, release, linked = found
+    check_organization(token, org.slug)
+    if project is not None and not linked:
+        raise NotFound()
+    return org, release
+
+
 async def resolve_project(backend: Backend, org: Organization, ref: str) -> Project:
     project = await backend.store.get_project(org.id, ref)
     if project is not None:

@@ -15,6 +15,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,21 @@ CommitBlobs = Callable[[], Awaitable[None]]
 IdentFor = Callable[[str, str | None], str]
 # Removes blob files from disk, given their sha1s (the blob store, via a worker thread).
 UnlinkBlobs = Callable[[list[str]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _PendingFile:
+    """An upload waiting for the next group commit."""
+
+    organization_id: int
+    release_id: int
+    name: str
+    ident: str
+    dist: str | None
+    headers: dict[str, str]
+    blob: StoredBlob
+    commit_blob: Callable[[], Awaitable[None]]
+    answer: asyncio.Future[ReleaseFile]
 
 
 class DuplicateReleaseFile(Exception):
@@ -341,6 +357,9 @@ class Store:
         self._lock = asyncio.Lock()
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        # Group commit of uploads (see insert_release_file).
+        self._pending_files: list[_PendingFile] = []
+        self._file_flusher: asyncio.Future[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -381,8 +400,7 @@ class Store:
         return conn
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        async with conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        row = await _one(conn, "PRAGMA user_version")
         current = int(row[0]) if row else 0
         if current > len(MIGRATIONS):
             raise RuntimeError(
@@ -450,11 +468,14 @@ class Store:
         """
         async with self._lock:
             async with self._transaction() as w:
-                async with w.execute(
-                    f"SELECT DISTINCT blob_sha1 FROM release_files WHERE {where}",  # noqa: S608
-                    params,
-                ) as cur:
-                    candidates = [row[0] for row in await cur.fetchall()]
+                candidates = [
+                    row[0]
+                    for row in await _all(
+                        w,
+                        f"SELECT DISTINCT blob_sha1 FROM release_files WHERE {where}",  # noqa: S608
+                        params,
+                    )
+                ]
                 cur = await w.execute(f"DELETE FROM release_files WHERE {where}", params)  # noqa: S608
                 deleted = cur.rowcount
                 for statement in extra:
@@ -465,12 +486,10 @@ class Store:
         return deleted
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        async with self._r.execute(sql, params) as cur:
-            return await cur.fetchone()
+        return await _one(self._r, sql, params)
 
-    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> Iterable[Any]:
-        async with self._r.execute(sql, params) as cur:
-            return await cur.fetchall()
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await _all(self._r, sql, params)
 
     # --- organizations and projects ---------------------------------------------------------
 
@@ -486,10 +505,7 @@ class Store:
                 "INSERT OR IGNORE INTO organizations (slug, name, date_created) VALUES (?, ?, ?)",
                 (slug, slug, _ts(utcnow())),
             )
-            async with w.execute(
-                "SELECT id, slug, name, date_created FROM organizations WHERE slug = ?", (slug,)
-            ) as cur:
-                row = await cur.fetchone()
+            row = await _one(w, "SELECT id, slug, name, date_created FROM organizations WHERE slug = ?", (slug,))
         assert row is not None
         return _organization(row)
 
@@ -514,11 +530,11 @@ class Store:
                     "INSERT OR IGNORE INTO projects (organization_id, slug, name, date_created) VALUES (?, ?, ?, ?)",
                     (organization_id, slug, slug, _ts(utcnow())),
                 )
-                async with w.execute(
+                row = await _one(
+                    w,
                     f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE organization_id = ? AND slug = ?",  # noqa: S608
                     (organization_id, slug),
-                ) as cur:
-                    row = await cur.fetchone()
+                )
                 assert row is not None
                 projects.append(_project(row))
         return projects
@@ -531,6 +547,36 @@ class Store:
             (organization_id, version),
         )
         return _release(row) if row else None
+
+    async def lookup_release_scope(
+        self, org_ref: str, project_ref: str | None, version: str
+    ) -> tuple[Organization, Project | None, Release, bool] | None:
+        """Organization, project, release and whether they are linked, in one query.
+
+        None when any of them does not exist; callers then take the step-by-step path that
+        knows about provisioning and Sentry's error order.
+        """
+        org_col = _lookup_column(org_ref)
+        project_col = _lookup_column(project_ref) if project_ref is not None else "id"
+        org_cols = "o.id, o.slug, o.name, o.date_created"
+        project_cols = ", ".join(f"p.{c.strip()}" for c in _PROJECT_COLUMNS.split(","))
+        release_cols = ", ".join(f"r.{c.strip()}" for c in _RELEASE_COLUMNS.split(","))
+        row = await self._fetchone(
+            f"SELECT {org_cols}, {project_cols}, {release_cols},"  # noqa: S608 -- fixed column names
+            " EXISTS (SELECT 1 FROM release_projects rp WHERE rp.release_id = r.id AND rp.project_id = p.id)"
+            f" FROM organizations o JOIN releases r ON r.organization_id = o.id AND r.version = ?"
+            f" LEFT JOIN projects p ON p.organization_id = o.id AND p.{project_col} = ?"
+            f" WHERE o.{org_col} = ?",
+            (version, project_ref, org_ref),
+        )
+        if row is None:
+            return None
+        org = _organization(row[0:4])
+        project = _project(row[4:10]) if row[4] is not None else None
+        if project_ref is not None and project is None:
+            return None
+        release = _release(row[10:19])
+        return org, project, release, bool(row[19])
 
     async def is_release_linked(self, release_id: int, project_id: int) -> bool:
         row = await self._fetchone(
@@ -579,11 +625,11 @@ class Store:
                 ),
             )
             changed = cur.rowcount > 0
-            async with w.execute(
+            row = await _one(
+                w,
                 f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE organization_id = ? AND version = ?",  # noqa: S608
                 (organization_id, version),
-            ) as c:
-                row = await c.fetchone()
+            )
             assert row is not None
             release = _release(row)
             for project_id in project_ids:
@@ -649,8 +695,7 @@ class Store:
                 "INSERT OR IGNORE INTO release_projects (release_id, project_id) VALUES (?, ?)",
                 [(release_id, p) for p in project_ids],
             )
-            async with w.execute(f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE id = ?", (release_id,)) as cur:  # noqa: S608
-                row = await cur.fetchone()
+            row = await _one(w, f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE id = ?", (release_id,))  # noqa: S608
         assert row is not None
         return _release(row)
 
@@ -674,7 +719,7 @@ class Store:
         blob: StoredBlob,
         commit_blob: Callable[[], Awaitable[None]],
     ) -> ReleaseFile:
-        """Record an uploaded file, committing its blob first.
+        """Record an uploaded file, committing its blob first; raises DuplicateReleaseFile.
 
         Order, all under the write lock: duplicate check (so a 409 never touches the blob
         store), then `commit_blob()` (fsync + rename into the content address), then the
@@ -682,62 +727,127 @@ class Store:
         blob without a row, which the start-up sweep removes (DESIGN invariant 1). Holding
         the lock across the rename also keeps a concurrent delete from removing a shared blob
         between its existence check and this row.
+
+        Uploads that arrive while a transaction is open are committed together in the next
+        one (group commit): one lock, one BEGIN/COMMIT and one WAL fsync for the lot. Each
+        caller gets its answer only after that COMMIT.
         """
-        now = utcnow()
-        async with self._write() as w:
-            async with w.execute(
-                "SELECT 1 FROM release_files WHERE release_id = ? AND ident = ?", (release_id, ident)
-            ) as cur:
-                if await cur.fetchone():
-                    raise DuplicateReleaseFile(name)
-            dist_id = None
-            if dist:
-                await w.execute(
-                    "INSERT OR IGNORE INTO dists (release_id, name, date_created) VALUES (?, ?, ?)",
-                    (release_id, dist, _ts(now)),
-                )
-                async with w.execute(
-                    "SELECT id FROM dists WHERE release_id = ? AND name = ?", (release_id, dist)
-                ) as cur:
-                    dist_row = await cur.fetchone()
-                assert dist_row is not None
-                dist_id = dist_row[0]
-            await commit_blob()
-            await w.execute(
-                "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
-                (blob.sha1, blob.size, _ts(now)),
-            )
-            try:
-                cur = await w.execute(
-                    "INSERT INTO release_files"
-                    " (organization_id, release_id, dist_id, name, name_folded, ident, blob_sha1, headers,"
-                    " date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        organization_id,
-                        release_id,
-                        dist_id,
-                        name,
-                        name.casefold(),
-                        ident,
-                        blob.sha1,
-                        json.dumps(headers),
-                        _ts(now),
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateReleaseFile(name) from exc
-            file_id = cur.lastrowid
-        assert file_id is not None
-        return ReleaseFile(
-            id=file_id,
+        pending = _PendingFile(
+            organization_id=organization_id,
             release_id=release_id,
             name=name,
+            ident=ident,
             dist=dist or None,
             headers=headers,
-            size=blob.size,
-            sha1=blob.sha1,
-            date_created=now,
+            blob=blob,
+            commit_blob=commit_blob,
+            answer=asyncio.get_running_loop().create_future(),
         )
+        self._pending_files.append(pending)
+        if self._file_flusher is None:
+            self._file_flusher = asyncio.ensure_future(self._flush_files())
+        # Shielded: a caller that goes away must not cancel the batch others wait on.
+        return await asyncio.shield(pending.answer)
+
+    async def _flush_files(self) -> None:
+        try:
+            while self._pending_files:
+                batch, self._pending_files = self._pending_files, []
+                try:
+                    done = await self._insert_file_batch(batch)
+                except BaseException as exc:
+                    for item in batch:
+                        if not item.answer.done():
+                            item.answer.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    # Answers go out only now, after the COMMIT: a 201 is durable.
+                    for item, result in done:
+                        if not item.answer.done():
+                            if isinstance(result, Exception):
+                                item.answer.set_exception(result)
+                            else:
+                                item.answer.set_result(result)
+        finally:
+            self._file_flusher = None
+
+    async def _insert_file_batch(self, batch: list[_PendingFile]) -> list[tuple[_PendingFile, ReleaseFile | Exception]]:
+        now = utcnow()
+        stamp = _ts(now)
+        outcome: list[tuple[_PendingFile, ReleaseFile | Exception]] = []
+        async with self._write() as w:
+            taken: set[tuple[int, str]] = set()
+            for release_id in {item.release_id for item in batch}:
+                idents = [item.ident for item in batch if item.release_id == release_id]
+                for start in range(0, len(idents), 500):
+                    part = idents[start : start + 500]
+                    rows = await _all(w, _IDENTS_SQL.format(columns="ident", marks=_marks(part)), (release_id, *part))
+                    taken.update((release_id, r[0]) for r in rows)
+            accepted = []
+            for item in batch:
+                key = (item.release_id, item.ident)
+                if key in taken:
+                    outcome.append((item, DuplicateReleaseFile(item.name)))
+                else:
+                    taken.add(key)
+                    accepted.append(item)
+            dist_ids: dict[tuple[int, str], int] = {}
+            for release_id, dist in {(i.release_id, i.dist) for i in accepted if i.dist}:
+                assert dist is not None
+                await w.execute(
+                    "INSERT OR IGNORE INTO dists (release_id, name, date_created) VALUES (?, ?, ?)",
+                    (release_id, dist, stamp),
+                )
+                row = await _one(w, "SELECT id FROM dists WHERE release_id = ? AND name = ?", (release_id, dist))
+                dist_ids[(release_id, dist)] = row[0]
+            # The renames run side by side in worker threads, all before any row is written.
+            await asyncio.gather(*(item.commit_blob() for item in accepted))
+            await w.executemany(
+                "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
+                [(i.blob.sha1, i.blob.size, stamp) for i in accepted],
+            )
+            await w.executemany(
+                "INSERT INTO release_files"
+                " (organization_id, release_id, dist_id, name, name_folded, ident, blob_sha1, headers,"
+                " date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        i.organization_id,
+                        i.release_id,
+                        dist_ids.get((i.release_id, i.dist)) if i.dist else None,
+                        i.name,
+                        i.name.casefold(),
+                        i.ident,
+                        i.blob.sha1,
+                        json.dumps(i.headers),
+                        stamp,
+                    )
+                    for i in accepted
+                ],
+            )
+            ids: dict[tuple[int, str], int] = {}
+            for release_id in {item.release_id for item in accepted}:
+                idents = [item.ident for item in accepted if item.release_id == release_id]
+                for start in range(0, len(idents), 500):
+                    part = idents[start : start + 500]
+                    rows = await _all(
+                        w, _IDENTS_SQL.format(columns="ident, id", marks=_marks(part)), (release_id, *part)
+                    )
+                    ids.update(((release_id, r[0]), r[1]) for r in rows)
+        for item in accepted:
+            record = ReleaseFile(
+                id=ids[(item.release_id, item.ident)],
+                release_id=item.release_id,
+                name=item.name,
+                dist=item.dist,
+                headers=item.headers,
+                size=item.blob.size,
+                sha1=item.blob.sha1,
+                date_created=now,
+            )
+            outcome.append((item, record))
+        return outcome
 
     async def dist_exists(self, release_id: int, name: str) -> bool:
         row = await self._fetchone("SELECT 1 FROM dists WHERE release_id = ? AND name = ?", (release_id, name))
@@ -781,12 +891,12 @@ class Store:
     async def rename_release_file(self, release_id: int, file_id: int, name: str, ident_for: IdentFor) -> bool:
         """Rename and recompute the ident from the file's dist; False if there is no such file."""
         async with self._write() as w:
-            async with w.execute(
+            row = await _one(
+                w,
                 "SELECT d.name FROM release_files f LEFT JOIN dists d ON d.id = f.dist_id"
                 " WHERE f.release_id = ? AND f.id = ?",
                 (release_id, file_id),
-            ) as cur:
-                row = await cur.fetchone()
+            )
             if row is None:
                 return False
             try:
@@ -919,19 +1029,22 @@ class Store:
                     "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
                     [(checksum_blob.sha1, checksum_blob.size, now) for checksum_blob in _distinct_blobs(files)],
                 )
-                async with w.execute(
+                existing = await _one(
+                    w,
                     "SELECT id, checksum FROM artifact_bundles WHERE organization_id = ? AND bundle_id = ?",
                     (organization_id, bundle_id),
-                ) as cur:
-                    existing = await cur.fetchone()
+                )
                 candidates: list[str] = []
                 if existing is not None:
                     bundle_pk, old_checksum = existing
-                    async with w.execute(
-                        "SELECT DISTINCT blob_sha1 FROM artifact_bundle_files WHERE artifact_bundle_id = ?",
-                        (bundle_pk,),
-                    ) as cur:
-                        candidates = [r[0] for r in await cur.fetchall()] + [old_checksum]
+                    candidates = [
+                        r[0]
+                        for r in await _all(
+                            w,
+                            "SELECT DISTINCT blob_sha1 FROM artifact_bundle_files WHERE artifact_bundle_id = ?",
+                            (bundle_pk,),
+                        )
+                    ] + [old_checksum]
                     await w.execute("DELETE FROM artifact_bundle_files WHERE artifact_bundle_id = ?", (bundle_pk,))
                     await w.execute(
                         "UPDATE artifact_bundles SET checksum = ?, release = ?, dist = ?, file_count = ?,"
@@ -967,11 +1080,11 @@ class Store:
                     ],
                 )
                 freed = await _free_blobs(w, candidates)
-                async with w.execute(
+                row = await _one(
+                    w,
                     f"SELECT {_BUNDLE_COLUMNS} FROM artifact_bundles WHERE id = ?",  # noqa: S608
                     (bundle_pk,),
-                ) as cur:
-                    row = await cur.fetchone()
+                )
             if freed:
                 await unlink_blobs(freed)
         assert row is not None
@@ -1001,10 +1114,9 @@ class Store:
                         "INSERT OR IGNORE INTO dists (release_id, name, date_created) VALUES (?, ?, ?)",
                         (release_id, dist, now),
                     )
-                    async with w.execute(
-                        "SELECT id FROM dists WHERE release_id = ? AND name = ?", (release_id, dist)
-                    ) as cur:
-                        dist_row = await cur.fetchone()
+                    dist_row = await _one(
+                        w, "SELECT id FROM dists WHERE release_id = ? AND name = ?", (release_id, dist)
+                    )
                     assert dist_row is not None
                     dist_id = dist_row[0]
                 await w.executemany(
@@ -1013,10 +1125,9 @@ class Store:
                 )
                 candidates = []
                 for name, ident, headers, blob in files:
-                    async with w.execute(
-                        "SELECT blob_sha1 FROM release_files WHERE release_id = ? AND ident = ?", (release_id, ident)
-                    ) as cur:
-                        old = await cur.fetchone()
+                    old = await _one(
+                        w, "SELECT blob_sha1 FROM release_files WHERE release_id = ? AND ident = ?", (release_id, ident)
+                    )
                     if old is not None:
                         candidates.append(old[0])
                     await w.execute(
@@ -1105,8 +1216,7 @@ class Store:
                     " JOIN artifact_bundles ab ON ab.id = bf.artifact_bundle_id"
                     " WHERE ab.organization_id = ? AND ab.release = ? AND ab.dist IS ? AND bf.url = ?"
                 )
-                async with w.execute(select, (organization_id, version, dist, url)) as cur:
-                    rows = list(await cur.fetchall())
+                rows = list(await _all(w, select, (organization_id, version, dist, url)))
                 await w.executemany("DELETE FROM artifact_bundle_files WHERE id = ?", [(r[0],) for r in rows])
                 await w.executemany(
                     "UPDATE artifact_bundles SET file_count ="
@@ -1237,11 +1347,11 @@ class Store:
         """
         async with self._lock:
             async with self._transaction() as w:
-                async with w.execute(
+                row = await _one(
+                    w,
                     "SELECT id, checksum FROM artifact_bundles WHERE organization_id = ? AND bundle_id = ?",
                     (organization_id, bundle_id),
-                ) as cur:
-                    row = await cur.fetchone()
+                )
                 if row is None:
                     return None
                 bundle_pk, checksum = row
@@ -1251,17 +1361,20 @@ class Store:
                 )
                 if cur.rowcount == 0:
                     return False
-                async with w.execute(
-                    "SELECT 1 FROM artifact_bundle_projects WHERE artifact_bundle_id = ?", (bundle_pk,)
-                ) as cur2:
-                    still_linked = await cur2.fetchone() is not None
+                still_linked = (
+                    await _one(w, "SELECT 1 FROM artifact_bundle_projects WHERE artifact_bundle_id = ?", (bundle_pk,))
+                    is not None
+                )
                 freed: list[str] = []
                 if not still_linked:
-                    async with w.execute(
-                        "SELECT DISTINCT blob_sha1 FROM artifact_bundle_files WHERE artifact_bundle_id = ?",
-                        (bundle_pk,),
-                    ) as cur3:
-                        candidates = [r[0] for r in await cur3.fetchall()] + [checksum]
+                    candidates = [
+                        r[0]
+                        for r in await _all(
+                            w,
+                            "SELECT DISTINCT blob_sha1 FROM artifact_bundle_files WHERE artifact_bundle_id = ?",
+                            (bundle_pk,),
+                        )
+                    ] + [checksum]
                     await w.execute("DELETE FROM artifact_bundles WHERE id = ?", (bundle_pk,))
                     freed = await _free_blobs(w, candidates)
             if freed:
@@ -1316,8 +1429,7 @@ class Store:
         """Drop blob rows no file references; return the sha1s still referenced."""
         async with self._write() as w:
             await w.execute(f"DELETE FROM blobs WHERE {_BLOB_UNREFERENCED}")  # noqa: S608 -- fixed SQL
-            async with w.execute("SELECT sha1 FROM blobs") as cur:
-                return {row[0] for row in await cur.fetchall()}
+            return {row[0] for row in await _all(w, "SELECT sha1 FROM blobs")}
 
     async def blob_sha1s(self) -> set[str]:
         return {row[0] for row in await self._fetchall("SELECT sha1 FROM blobs")}
@@ -1361,11 +1473,11 @@ class Store:
                     _ts(utcnow()),
                 ),
             )
-            async with w.execute(
+            row = await _one(
+                w,
                 f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?",  # noqa: S608
                 (token_hash,),
-            ) as cur:
-                row = await cur.fetchone()
+            )
         assert row is not None
         return _token(row)
 
@@ -1423,16 +1535,36 @@ def _release_file_filters(
     return " AND ".join(where), tuple(params)
 
 
+_IDENTS_SQL = "SELECT {columns} FROM release_files WHERE release_id = ? AND ident IN ({marks})"
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
+async def _all(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """Execute and fetch in one hop to the connection's thread (a cursor costs three)."""
+    return list(await conn.execute_fetchall(sql, params))
+
+
+async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    rows = await _all(conn, sql, params)
+    return rows[0] if rows else None
+
+
 async def _free_blobs(w: aiosqlite.Connection, candidates: Iterable[str]) -> list[str]:
     """Delete the blob rows among `candidates` nothing references; return their sha1s."""
     freed = []
     for sha1 in candidates:
-        async with w.execute(
-            f"SELECT 1 FROM blobs WHERE sha1 = ? AND {_BLOB_UNREFERENCED}",  # noqa: S608 -- fixed SQL
-            (sha1,),
-        ) as cur:
-            if await cur.fetchone() is not None:
-                freed.append(sha1)
+        if (
+            await _one(
+                w,
+                f"SELECT 1 FROM blobs WHERE sha1 = ? AND {_BLOB_UNREFERENCED}",  # noqa: S608 -- fixed SQL
+                (sha1,),
+            )
+            is not None
+        ):
+            freed.append(sha1)
     await w.executemany("DELETE FROM blobs WHERE sha1 = ?", [(sha1,) for sha1 in freed])
     return freed
 

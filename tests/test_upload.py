@@ -334,8 +334,11 @@ class TestLimitsAndHostileBodies:
         assert [p.name for p in blob_files(config)] == [sha1(b"second")]
 
     async def test_client_disconnect_mid_upload_leaves_no_row_and_no_temp_file(
-        self, client: Client, config: Config, store: Store
+        self, make_client: ClientFactory, config: Config, store: Store
     ) -> None:
+        # Small batches, so the temp file exists well before the body ends.
+        client = await make_client(config.with_overrides(write_batch_size=8 * KiB, max_file_size=1024 * KiB))
+        await create_release(client)
         body_head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.js"\r\n\r\n' + b"x" * (32 * KiB)
         request = (
             f"POST {files_url('1.0')} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n"
@@ -344,6 +347,10 @@ class TestLimitsAndHostileBodies:
         server = client.server
         _reader, writer = await asyncio.open_connection(server.host, server.port)
         writer.write(request + body_head)
+        await writer.drain()
+        # The multipart reader keeps one read of look-ahead: a second piece lets the first through.
+        await asyncio.sleep(0.05)
+        writer.write(b"y" * (32 * KiB))
         await writer.drain()
         # Wait until the server has started writing the temp file, then vanish.
         for _ in range(200):

@@ -108,6 +108,16 @@ async def organization_and_project(request: web.Request) -> tuple[Organization, 
 
 
 async def release_in_scope(request: web.Request) -> tuple[Organization, Release]:
+    """The path's release (at project scope: linked to the project), or Sentry's 403/404."""
+    found = await service.find_release_scope(
+        backend(request),
+        request[token_key],
+        request.match_info["org"],
+        request.match_info.get("project"),
+        request.match_info["version"],
+    )
+    if found is not None:
+        return found
     org, project = await organization_and_project(request)
     release = await service.get_release(backend(request), org, request.match_info["version"], project)
     return org, release

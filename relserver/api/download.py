@@ -55,7 +55,7 @@ class BlobResponse(web.StreamResponse):
                 self.set_status(206)
                 self.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{self._blob_size}"
         self.content_length = count
-        fobj = await asyncio.to_thread(self._blob_path.open, "rb")
+        fobj = await _open_uncancellable(self._blob_path)
         try:
             writer = await super().prepare(request)
             assert writer is not None
@@ -64,7 +64,8 @@ class BlobResponse(web.StreamResponse):
             await self.write_eof()
             return writer
         finally:
-            await asyncio.to_thread(fobj.close)
+            # Shielded: a cancelled request (client gone) must still close the file.
+            await asyncio.shield(asyncio.to_thread(fobj.close))
 
     async def _unsatisfiable(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         self.set_status(416)
@@ -90,6 +91,25 @@ class BlobResponse(web.StreamResponse):
                 raise ConnectionResetError("blob shorter than recorded")
             await writer.write(chunk)
             count -= len(chunk)
+
+
+async def _open_uncancellable(path: Path) -> BinaryIO:
+    """Open in a thread; if the request is cancelled meanwhile, the file is closed anyway."""
+    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(_open_binary, path))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+def _close_opened(done: asyncio.Future[BinaryIO]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        done.result().close()
 
 
 def _resolve(rng: slice, size: int) -> tuple[int, int]:
