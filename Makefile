@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 9000
 DATA_DIR ?= ./.relserver
 
-.PHONY: run test lint typecheck fmt check clean
+.PHONY: run test lint typecheck fmt check clean bench torture
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -45,6 +45,16 @@ fmt: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix relserver tests scripts
 
 check: test
+
+# Not part of `make test`: minutes of load against a same-run baseline (docs/benchmarks.md).
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python scripts/bench.py --write docs/benchmarks.md
+
+# Not part of `make test`: kill -9 loops and a soak run (docs/reliability.md).
+torture: $(VENV)/.installed-test
+	$(BIN)/python scripts/torture.py crash
+	$(BIN)/python scripts/torture.py soak
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

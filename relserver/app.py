@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from .api import setup_routes
+from .api.common import Handler
 from .api.middleware import auth_middleware, error_middleware, request_id_middleware
 from .assembly import Assembler
 from .blobstore import BlobStore, SweepReport
@@ -74,14 +75,48 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
+class InFlight:
+    """Counts requests being handled, so a shutdown can wait for them (SIGTERM is graceful)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.count += 1
+        self._idle.clear()
+        try:
+            return await handler(request)
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.set()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """True when nothing is in flight any more, False when `seconds` ran out first."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+inflight_key = web.AppKey("inflight", InFlight)
+
+
 def create_app(config: Config) -> web.Application:
     """Build the application; all I/O happens later, in `storage_ctx`."""
+    inflight = InFlight()
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[inflight.middleware, request_id_middleware, error_middleware, auth_middleware],
         # JSON bodies are read whole; uploads stream and enforce their own limits.
         client_max_size=config.max_field_size,
     )
     app[config_key] = config
+    app[inflight_key] = inflight
     app.cleanup_ctx.append(storage_ctx)
     setup_routes(app)
     return app

@@ -18,7 +18,7 @@ from . import bundles, sentry
 from .blobstore import TempBlob
 from .bundles import BundleError, BundleLimits
 from .chunks import chunk_error
-from .errors import BadRequest
+from .errors import BadRequest, is_disk_full
 from .models import Organization, Project, Release, StoredBlob
 from .service import Backend, blob_unlinker, resolve_release_projects
 
@@ -103,7 +103,11 @@ class Assembler:
                 await store.set_assemble_task(organization_id, kind, checksum, "error", str(exc))
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if is_disk_full(exc):
+                    log.error("assembly of %s: disk full", checksum)
+                    await store.set_assemble_task(organization_id, kind, checksum, "error", "the server's disk is full")
+                    return
                 log.exception("assembly of %s crashed", checksum)
                 await store.set_assemble_task(organization_id, kind, checksum, "error", "internal server error")
             else:

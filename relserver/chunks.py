@@ -9,12 +9,12 @@ import asyncio
 import zlib
 from dataclasses import dataclass
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
 from .blobstore import BlobStore, TempBlob
 from .errors import BadRequest
 from .models import StoredBlob
-from .upload import LazySink, part_names, shielded, stream_part
+from .upload import MALFORMED, LazySink, malformed, open_multipart, part_names, shielded, stream_part
 
 # Content-Encoding values a `file` part may carry. Sentry also takes zstd; relserver neither
 # decodes nor advertises it, so clients never send it (they pick from `compression`).
@@ -82,20 +82,28 @@ async def receive_chunks(request: web.Request, blobstore: BlobStore, limits: Chu
         raise chunk_error("Unsupported Content-Encoding")
     if not request.body_exists or request.content_type != "multipart/form-data":
         return []
+    reader = await open_multipart(request)
     chunks: list[ReceivedChunk] = []
     try:
-        reader = await request.multipart()
         total = 0
-        while (part := await reader.next()) is not None:
+        while (part := await _next_part(reader)) is not None:
             name, filename = part_names(part) if isinstance(part, BodyPartReader) else (None, None)
             if not isinstance(part, BodyPartReader) or name not in ("file", "file_gzip") or not filename:
-                await part.release()
+                try:
+                    await part.release()
+                except MALFORMED as exc:
+                    raise malformed(exc) from exc
                 continue
             if name == "file_gzip" and encoding:
                 raise chunk_error("Cannot combine Content-Encoding with file_gzip field")
             if len(chunks) >= limits.chunks_per_request:
                 raise chunk_error("Too many chunks")
-            chunk = await _receive_one(part, filename, blobstore, limits, gzip=name == "file_gzip" or bool(encoding))
+            try:
+                chunk = await _receive_one(
+                    part, filename, blobstore, limits, gzip=name == "file_gzip" or bool(encoding)
+                )
+            except MALFORMED as exc:
+                raise malformed(exc) from exc
             chunks.append(chunk)
             total += chunk.blob.size
             if total > limits.max_request_size:
@@ -122,6 +130,13 @@ async def _receive_one(
         part, raw, max_size=limits.chunk_size, too_large=too_large, batch_size=limits.write_batch_size
     )
     return ReceivedChunk(temp=raw.target, blob=blob, claimed=claimed)
+
+
+async def _next_part(reader: MultipartReader) -> BodyPartReader | MultipartReader | None:
+    try:
+        return await reader.next()
+    except MALFORMED as exc:
+        raise malformed(exc) from exc
 
 
 def _discard_all(chunks: list[ReceivedChunk]) -> None:

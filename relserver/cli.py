@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, auth, sentry
-from .app import SERVER_OPTIONS, create_app, startup_key
+from .app import SERVER_OPTIONS, create_app, inflight_key, startup_key
 from .config import (
     CHUNK_SIZE,
     DEFAULT_DATA_DIR,
@@ -335,7 +335,11 @@ async def serve(config: Config) -> None:
             raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
         print_banner(config, base_url(config.host, site.port), app[startup_key].new_admin_token)
         await stop.wait()
-        log.info("shutting down")
+        # Graceful: stop accepting, let requests in flight finish (bounded), then close.
+        log.info("shutting down: no new connections; waiting for %d request(s)", app[inflight_key].count)
+        await site.stop()
+        if not await app[inflight_key].wait_idle(SHUTDOWN_TIMEOUT):
+            log.warning("requests still running after %ss; closing them", SHUTDOWN_TIMEOUT)
     finally:
         await runner.cleanup()
 

@@ -7,7 +7,8 @@
     ├── NotFound        404  {"detail": "The requested resource does not exist"}
     ├── Conflict        409  {"detail": …}
     ├── PayloadTooLarge 413  {"detail": …} naming the limit (relserver's own; Sentry sets none)
-    └── UnsupportedMediaType 415
+    ├── UnsupportedMediaType 415
+    └── InsufficientStorage 507  the disk (or SQLite's file) is full; clients retry 507
 
 Modules below the API raise these (or the plain `Conflict`/`NotFound`) and never build HTTP
 responses themselves; the middleware in `api/middleware.py` is the one place that renders.
@@ -15,6 +16,8 @@ responses themselves; the middleware in `api/middleware.py` is the one place tha
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import Any
 
 # Sentry's ResourceDoesNotExist message (api/exceptions.py).
@@ -73,3 +76,20 @@ class UnsupportedMediaType(APIError):
     def __init__(self, media_type: str) -> None:
         # DRF's UnsupportedMediaType message, which Sentry passes through.
         super().__init__(f'Unsupported media type "{media_type}" in request.')
+
+
+class InsufficientStorage(APIError):
+    status = 507
+
+    def __init__(self) -> None:
+        super().__init__("Insufficient storage: the server's disk is full; nothing was stored, try again later")
+
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from a write, or SQLite's "database or disk is full"."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)

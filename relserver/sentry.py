@@ -477,7 +477,7 @@ def validate_assemble_body(raw: bytes, schema: dict[str, Any], field_errors: dic
     """Parse and check an assemble body; errors are `{"error": …}` 400s as Sentry words them."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadRequest({"error": "Invalid json body"}) from None
     error = jsonschema.exceptions.best_match(jsonschema.Draft4Validator(schema).iter_errors(data))
     if error is not None:

@@ -211,6 +211,25 @@ MIGRATIONS: tuple[str, ...] = (
         date_finished TEXT NOT NULL
     );
     """,
+    """
+    -- Substring search over names (the list's `query`) from a trigram index instead of a scan.
+    CREATE VIRTUAL TABLE release_files_fts USING fts5(
+        name_folded, content='release_files', content_rowid='id', tokenize='trigram'
+    );
+    CREATE TRIGGER release_files_fts_insert AFTER INSERT ON release_files BEGIN
+        INSERT INTO release_files_fts (rowid, name_folded) VALUES (new.id, new.name_folded);
+    END;
+    CREATE TRIGGER release_files_fts_delete AFTER DELETE ON release_files BEGIN
+        INSERT INTO release_files_fts (release_files_fts, rowid, name_folded)
+        VALUES ('delete', old.id, old.name_folded);
+    END;
+    CREATE TRIGGER release_files_fts_rename AFTER UPDATE OF name_folded ON release_files BEGIN
+        INSERT INTO release_files_fts (release_files_fts, rowid, name_folded)
+        VALUES ('delete', old.id, old.name_folded);
+        INSERT INTO release_files_fts (rowid, name_folded) VALUES (new.id, new.name_folded);
+    END;
+    INSERT INTO release_files_fts (release_files_fts) VALUES ('rebuild');
+    """,
 )
 
 # A blob is in use while any of these reference it; the rest may be deleted.
@@ -1154,8 +1173,8 @@ class Store:
     async def count_release_files_matching(
         self, release_id: int, *, queries: Sequence[str] = (), checksums: Sequence[str] = ()
     ) -> int:
-        where, params = _release_file_filters(release_id, queries, checksums)
-        row = await self._fetchone(f"SELECT count(*) FROM release_files WHERE {where}", params)  # noqa: S608
+        source, where, params = _release_file_filters(release_id, queries, checksums)
+        row = await self._fetchone(f"SELECT count(*) FROM {source} WHERE {where}", params)  # noqa: S608
         return int(row[0])
 
     async def list_archive_entries(
@@ -1521,18 +1540,33 @@ def _distinct_blobs(files: Sequence[NewBundleFile]) -> list[StoredBlob]:
     return list({f.blob.sha1: f.blob for f in files}.values())
 
 
+# Shorter search terms cannot use the trigram index and scan the release instead.
+_TRIGRAM = 3
+
+
 def _release_file_filters(
     release_id: int, queries: Sequence[str], checksums: Sequence[str]
-) -> tuple[str, tuple[Any, ...]]:
+) -> tuple[str, str, tuple[Any, ...]]:
+    """(FROM, WHERE, params) selecting a release's files by `query` terms and checksums."""
+    source = "release_files"
     where = ["release_id = ?"]
     params: list[Any] = [release_id]
-    if queries:
-        where.append("(" + " OR ".join("instr(name_folded, ?) > 0" for _ in queries) + ")")
-        params += [q.casefold() for q in queries]
+    folded = [q.casefold() for q in queries]
+    if folded and all(len(q) >= _TRIGRAM for q in folded):
+        # Every term is long enough for the trigram index: the matches drive the query
+        # (CROSS JOIN keeps SQLite from scanning the release in name order instead).
+        source = (
+            "(SELECT rowid AS match_id FROM release_files_fts WHERE release_files_fts MATCH ?)"
+            " CROSS JOIN release_files ON release_files.id = match_id"
+        )
+        params.insert(0, " OR ".join('"' + q.replace('"', '""') + '"' for q in folded))
+    elif folded:
+        where.append("(" + " OR ".join("instr(name_folded, ?) > 0" for _ in folded) + ")")
+        params += folded
     if checksums:
         where.append(f"blob_sha1 IN ({', '.join('?' for _ in checksums)})")
         params += list(checksums)
-    return " AND ".join(where), tuple(params)
+    return source, " AND ".join(where), tuple(params)
 
 
 _IDENTS_SQL = "SELECT {columns} FROM release_files WHERE release_id = ? AND ident IN ({marks})"
@@ -1574,9 +1608,9 @@ def release_files_page_sql(
 ) -> tuple[str, tuple[Any, ...]]:
     """The list query. The page's ids come from the covering index alone, so a deep OFFSET
     skips index entries rather than joined rows; only the page itself is joined."""
-    where, params = _release_file_filters(release_id, queries, checksums)
+    source, where, params = _release_file_filters(release_id, queries, checksums)
     sql = (
-        f"WITH page AS (SELECT id FROM release_files WHERE {where}"  # noqa: S608 -- fixed fragments
+        f"WITH page AS (SELECT id FROM {source} WHERE {where}"  # noqa: S608 -- fixed fragments
         " ORDER BY name, id LIMIT ? OFFSET ?)"
         f"{_FILE_SELECT} JOIN page ON page.id = f.id ORDER BY f.name, f.id"
     )
@@ -1584,6 +1618,15 @@ def release_files_page_sql(
 
 
 def _split_statements(script: str) -> list[str]:
-    """Split a migration script on `;` after dropping `--` comments (no `;` inside strings)."""
-    code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
-    return [s.strip() for s in code.split(";") if s.strip()]
+    """Split a migration script into complete statements (triggers keep their inner `;`)."""
+    statements, buffer = [], ""
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete statement in a migration: {buffer.strip()[:80]}")
+    return statements

@@ -17,6 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.helpers import parse_mimetype
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict
 
 from .blobstore import BlobStore, TempBlob
@@ -99,14 +100,7 @@ async def receive_upload(request: web.Request, blobstore: BlobStore, limits: Upl
         return form
     if media_type != "multipart/form-data":
         raise UnsupportedMediaType(request.headers.get(hdrs.CONTENT_TYPE, ""))
-    boundary = parse_mimetype(request.headers[hdrs.CONTENT_TYPE]).parameters.get("boundary")
-    if not boundary or not _VALID_BOUNDARY.fullmatch(boundary):
-        # Django's MultiPartParserError, as DRF words it (a missing boundary prints as None).
-        raise BadRequest(f"Multipart form parse error - Invalid boundary in multipart: {boundary}")
-    try:
-        reader = await request.multipart()
-    except ValueError as exc:
-        raise BadRequest(f"Multipart form parse error - Invalid boundary in multipart: {boundary}") from exc
+    reader = await open_multipart(request)
     try:
         await _read_parts(reader, form, blobstore, limits)
     except BaseException:
@@ -115,13 +109,34 @@ async def receive_upload(request: web.Request, blobstore: BlobStore, limits: Upl
     return form
 
 
+async def open_multipart(request: web.Request) -> MultipartReader:
+    """The request's multipart reader, or DRF's 400 for a missing or invalid boundary."""
+    boundary = parse_mimetype(request.headers.get(hdrs.CONTENT_TYPE, "")).parameters.get("boundary")
+    if not boundary or not _VALID_BOUNDARY.fullmatch(boundary):
+        # Django's MultiPartParserError, as DRF words it (a missing boundary prints as None).
+        raise BadRequest(f"Multipart form parse error - Invalid boundary in multipart: {boundary}")
+    try:
+        return await request.multipart()
+    except ValueError as exc:
+        raise BadRequest(f"Multipart form parse error - Invalid boundary in multipart: {boundary}") from exc
+
+
+# What aiohttp raises for a body that breaks the multipart rules (bad part headers included).
+MALFORMED = (ValueError, HttpProcessingError)
+
+
+def malformed(exc: Exception) -> BadRequest:
+    """A body that breaks off or does not follow the multipart rules (DRF's ParseError)."""
+    return BadRequest(f"Multipart form parse error - {exc}")
+
+
 async def _read_parts(reader: MultipartReader, form: UploadForm, blobstore: BlobStore, limits: UploadLimits) -> None:
     parts = 0
     while True:
         try:
             part = await reader.next()
-        except ValueError as exc:
-            raise BadRequest(f"Multipart form parse error - {exc}") from exc
+        except MALFORMED as exc:
+            raise malformed(exc) from exc
         if part is None:
             return
         parts += 1
@@ -131,8 +146,8 @@ async def _read_parts(reader: MultipartReader, form: UploadForm, blobstore: Blob
             raise BadRequest("Multipart form parse error - nested multipart bodies are not supported")
         try:
             await _read_part(part, form, blobstore, limits)
-        except ValueError as exc:
-            raise BadRequest(f"Multipart form parse error - {exc}") from exc
+        except MALFORMED as exc:
+            raise malformed(exc) from exc
 
 
 async def _read_part(part: BodyPartReader, form: UploadForm, blobstore: BlobStore, limits: UploadLimits) -> None:

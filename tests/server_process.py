@@ -112,3 +112,5 @@ def running_server(
         if server.proc is not None and server.proc.poll() is None:
             code = server.stop()
             assert code == 0, f"relserver exited with {code}:\n{server.log()}"
+        elif server.proc is not None:
+            server._close_output()  # the test ended the process itself

@@ -140,6 +140,23 @@ class TestList:
         assert await names("query=äpfel") == ["~/ÄPFEL.js"]
         assert await names("query=nothing") == []
 
+    async def test_query_index_follows_renames_deletes_and_short_terms(self, client: Client) -> None:
+        a = await upload_json(client, b"a", name="~/alpha.js")
+        b = await upload_json(client, b"b", name="~/beta.js")
+
+        async def names(query: str) -> list[str]:
+            return [f["name"] for f in await (await get(client, f"{files_url('1.0')}?{query}")).json()]
+
+        assert await names("query=alpha") == ["~/alpha.js"]
+        await client.put(file_url(a["id"]), json={"name": "~/gamma.js"}, headers=bearer())
+        assert await names("query=alpha") == []
+        assert await names("query=gamma") == ["~/gamma.js"]
+        await client.delete(file_url(b["id"]), headers=bearer())
+        assert await names("query=beta") == []
+        # Terms under three characters cannot use the trigram index; they still match.
+        assert await names("query=ga") == ["~/gamma.js"]
+        assert await names("query=a%22b") == []  # a quote in the term is data, not syntax
+
     async def test_checksum_is_exact_and_combines_with_query(self, client: Client) -> None:
         for name, data in [("~/a.js", b"A"), ("~/b.js", b"B"), ("~/c.map", b"A")]:
             await upload_json(client, data, name=name)

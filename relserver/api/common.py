@@ -60,7 +60,7 @@ async def read_data(request: web.Request) -> Any:
     if media_type == "application/json":
         try:
             return json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (ValueError, RecursionError) as exc:
             # DRF's JSONParser: 'JSON parse error - <message>'.
             raise BadRequest(f"JSON parse error - {exc}") from exc
     if media_type == "application/x-www-form-urlencoded":

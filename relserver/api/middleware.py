@@ -11,7 +11,7 @@ import secrets
 from aiohttp import web
 
 from .. import auth
-from ..errors import APIError, NotAuthenticated
+from ..errors import APIError, InsufficientStorage, NotAuthenticated, is_disk_full
 from ..keys import request_id_key, store_key, token_key
 from ..models import Token
 from .common import Handler, json_response, required_scopes
@@ -42,7 +42,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc)
     except web.HTTPException as exc:
         return _from_http_exception(request, exc)
-    except Exception:
+    except Exception as exc:
+        if is_disk_full(exc):
+            # sentry-cli retries a 507 (src/api/mod.rs), which is what a full disk wants.
+            log.error("disk full on %s %s: %s", request.method, request.path, exc)
+            return error_response(InsufficientStorage())
         error_id = request[request_id_key]
         log.exception("internal error on %s %s (errorId %s)", request.method, request.path, error_id)
         # api/base.py: unhandled errors answer this body.
