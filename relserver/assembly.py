@@ -148,7 +148,7 @@ class Assembler:
             saved = await self.backend.store.save_artifact_bundle(
                 organization_id=organization_id,
                 bundle_id=bundles.bundle_id_for(manifest, checksum),
-                checksum=checksum,
+                bundle_blob=blob,
                 release=release,
                 dist=dist or None,
                 project_ids=request["projects"],

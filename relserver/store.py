@@ -1031,7 +1031,7 @@ class Store:
         *,
         organization_id: int,
         bundle_id: str,
-        checksum: str,
+        bundle_blob: StoredBlob,
         release: str | None,
         dist: str | None,
         project_ids: Iterable[int],
@@ -1039,14 +1039,17 @@ class Store:
         commit_blobs: CommitBlobs,
         unlink_blobs: UnlinkBlobs,
     ) -> ArtifactBundle:
-        """Store a bundle and its members; the same bundle id uploaded again replaces them."""
+        """Store a bundle (its zip is `bundle_blob`) and its members; the same bundle id uploaded
+        again replaces them."""
+        checksum = bundle_blob.sha1
         now = _ts(utcnow())
         async with self._lock:
             async with self._transaction() as w:
                 await commit_blobs()
+                # The bundle's own zip is a blob too (artifact-lookup serves it), as is each member.
                 await w.executemany(
                     "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
-                    [(checksum_blob.sha1, checksum_blob.size, now) for checksum_blob in _distinct_blobs(files)],
+                    [(b.sha1, b.size, now) for b in [bundle_blob, *_distinct_blobs(files)]],
                 )
                 existing = await _one(
                     w,

@@ -296,6 +296,21 @@ class TestRestart:
         assert [f["name"] for f in await listing(second)] == ["~/app.js", "~/app.js.map"]
 
 
+async def test_a_bundles_zip_is_a_referenced_blob_and_survives_the_sweep(
+    make_client: ClientFactory, config: Config
+) -> None:
+    """Found by scripts/torture.py: the zip had no blob row, so a restart swept it away."""
+    first = await make_client(config)
+    bundle = basic_bundle(release="1.0")
+    assert (await upload_bundle(first, bundle))["state"] == "ok"
+    assert sha1(bundle) in await first.app[store_key].blob_sha1s()
+    await first.close()
+    second = await make_client(config)
+    (hit,) = await (await second.get("/api/0/projects/acme/web/artifact-lookup/?release=1.0", headers=bearer())).json()
+    resp = await second.get(f"/api/0/projects/acme/web/artifact-lookup/?download={hit['id']}", headers=bearer())
+    assert await resp.read() == bundle
+
+
 class TestReleaseBundle:
     async def assemble_release(self, client: Client, bundle: bytes, version: str = "1.0") -> dict[str, Any]:
         chunks = split(bundle, 1024)
