@@ -161,6 +161,25 @@ def validate_status(data: dict[str, Any], errors: dict[str, list[str]]) -> str |
     return str(value)
 
 
+# DRF DateTimeField's message for an unparsable value.
+DATETIME_FORMAT_ERROR = (
+    "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+)
+
+
+def datetime_field(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> datetime | None:
+    """An optional DRF DateTimeField; naive values are UTC (Sentry's TIME_ZONE)."""
+    value = data.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        errors[key] = [DATETIME_FORMAT_ERROR]
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def validate_version_field(data: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
     """The `version` field of Sentry's release serializers (api/serializers/rest_framework/release.py)."""
     version = string_field(data, "version", errors, max_length=MAX_VERSION_LENGTH)

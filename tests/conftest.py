@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -153,3 +155,28 @@ def temp_files(config: Config) -> list[Path]:
 
 def blob_files(config: Config) -> list[Path]:
     return [p for p in config.blob_dir.glob("*/*/*") if p.is_file()]
+
+
+# --- the real sentry-cli binaries ----------------------------------------------------------
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def installed_cli(path: Path, version: str) -> Path:
+    """A sentry-cli binary of exactly this version; missing is a failure, not a skip."""
+    assert path.exists(), f"sentry-cli {version} is not installed at {path}: run `make test`"
+    output = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == f"sentry-cli {version}", output
+    return path
+
+
+@pytest.fixture(scope="session")
+def sentry_cli() -> Path:
+    """sentry-cli 2.x: the wheel put it beside this interpreter."""
+    return installed_cli(VENV_BIN / "sentry-cli", "2.58.6")
+
+
+@pytest.fixture(scope="session")
+def sentry_cli_3() -> Path:
+    """sentry-cli 3.x: the Makefile installs it into .venv/sentry-cli-3."""
+    return installed_cli(VENV_BIN.parent / "sentry-cli-3" / "bin" / "sentry-cli", "3.8.2")

@@ -70,17 +70,19 @@ LARGE_FILE = 256 * MiB
 RSS_ALLOWANCE = 32 * MiB
 
 
+async def streamed_file(boundary: str, block: bytes, count: int) -> AsyncIterator[bytes]:
+    """A multipart body with one `file` part of `count` blocks, generated as it is sent."""
+    yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'.encode()
+    for _ in range(count):
+        yield block
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
 async def test_memory_is_flat_while_receiving_a_large_file(tmp_path: Path) -> None:
     block = bytes(range(256)) * 4096  # 1 MiB
     digest = hashlib.sha1()
     for _ in range(LARGE_FILE // len(block)):
         digest.update(block)
-
-    async def body(boundary: str) -> AsyncIterator[bytes]:
-        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'.encode()
-        for _ in range(LARGE_FILE // len(block)):
-            yield block
-        yield f"\r\n--{boundary}--\r\n".encode()
 
     with running_server(tmp_path / "data", token=TOKEN, extra_args=["--no-fsync"]) as server:
         assert server.proc is not None
@@ -93,7 +95,7 @@ async def test_memory_is_flat_while_receiving_a_large_file(tmp_path: Path) -> No
             idle = peak_rss(server.proc.pid)
             resp = await session.post(
                 "/api/0/projects/acme/web/releases/1.0/files/",
-                data=body("bigboundary"),
+                data=streamed_file("bigboundary", block, LARGE_FILE // len(block)),
                 headers={"Content-Type": "multipart/form-data; boundary=bigboundary"},
             )
             assert resp.status == 201, await resp.text()
@@ -106,19 +108,13 @@ async def test_memory_is_flat_while_sending_a_large_download(tmp_path: Path) -> 
     block = bytes(range(256)) * 4096  # 1 MiB
     count = LARGE_FILE // len(block)
 
-    async def body(boundary: str) -> AsyncIterator[bytes]:
-        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'.encode()
-        for _ in range(count):
-            yield block
-        yield f"\r\n--{boundary}--\r\n".encode()
-
     with running_server(tmp_path / "data", token=TOKEN, extra_args=["--no-fsync"]) as server:
         assert server.proc is not None
         async with aiohttp.ClientSession(server.url, headers=HEADERS) as session:
             await session.post("/api/0/projects/acme/web/releases/", json={"version": "1.0"})
             resp = await session.post(
                 "/api/0/projects/acme/web/releases/1.0/files/",
-                data=body("b"),
+                data=streamed_file("b", block, count),
                 headers={"Content-Type": "multipart/form-data; boundary=b"},
             )
             uploaded = await resp.json()

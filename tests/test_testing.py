@@ -15,26 +15,13 @@ import pytest
 
 from relserver.testing import RelServer, RelServerError
 
-from .test_sentry_cli import installed_cli
-
 pytestmark = pytest.mark.cli
 
 DOCS = Path(__file__).parent.parent / "docs" / "testing.md"
-VENV_BIN = Path(sys.executable).parent
 
 
 def doc_examples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.DOTALL)
-
-
-@pytest.fixture(scope="module")
-def cli2() -> Path:
-    return installed_cli(VENV_BIN / "sentry-cli", "2.58.6")
-
-
-@pytest.fixture(scope="module")
-def cli3() -> Path:
-    return installed_cli(VENV_BIN.parent / "sentry-cli-3" / "bin" / "sentry-cli", "3.8.2")
 
 
 class TestPlugin:
@@ -230,7 +217,7 @@ class TestDocumentedExamples:
     def test_there_are_four_examples(self) -> None:
         assert len(doc_examples()) == 4
 
-    @pytest.mark.parametrize(("index", "cli"), [(0, "cli3"), (1, "cli2"), (2, "cli3")])
+    @pytest.mark.parametrize(("index", "cli"), [(0, "sentry_cli_3"), (1, "sentry_cli"), (2, "sentry_cli_3")])
     def test_pytest_example(
         self,
         pytester: pytest.Pytester,
@@ -243,9 +230,9 @@ class TestDocumentedExamples:
         pytester.makepyfile(doc_examples()[index])
         pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
-    def test_script_example(self, cli3: Path, tmp_path: Path) -> None:
+    def test_script_example(self, sentry_cli_3: Path, tmp_path: Path) -> None:
         script = tmp_path / "example.py"
         script.write_text(doc_examples()[3])
-        env = {**os.environ, "SENTRY_CLI": str(cli3), "HOME": str(tmp_path)}
+        env = {**os.environ, "SENTRY_CLI": str(sentry_cli_3), "HOME": str(tmp_path)}
         result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 0, result.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -21,7 +20,6 @@ from .common import (
     release_in_scope,
     requires,
 )
-from .releases import DATETIME_FORMAT_ERROR
 
 # Environment.is_valid_name / ENVIRONMENT_NAME_PATTERN (models/environment.py, constants.py).
 _ENVIRONMENT_NAME = re.compile(r"[^\n\r\f/]*")
@@ -36,18 +34,6 @@ async def organization_details(request: web.Request) -> web.Response:
     return json_response(sentry.organization_json(org, projects, public_origin(request)))
 
 
-def _deploy_datetime(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> datetime | None:
-    value = data.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        errors[key] = [DATETIME_FORMAT_ERROR]
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 @requires(RELEASE_SCOPES)
 async def create_deploy(request: web.Request) -> web.Response:
     """POST /organizations/{org}/releases/{version}/deploys/ (releases/endpoints/release_deploys.py)."""
@@ -57,8 +43,8 @@ async def create_deploy(request: web.Request) -> web.Response:
     environment = sentry.string_field(data, "environment", errors, max_length=MAX_ENVIRONMENT_LENGTH)
     if environment is not None and not _ENVIRONMENT_NAME.fullmatch(environment):
         errors["environment"] = ["Invalid value for environment"]
-    started = _deploy_datetime(data, "dateStarted", errors)
-    finished = _deploy_datetime(data, "dateFinished", errors)
+    started = sentry.datetime_field(data, "dateStarted", errors)
+    finished = sentry.datetime_field(data, "dateFinished", errors)
     name = data.get("name") if isinstance(data.get("name"), str) else None
     url = data.get("url") if isinstance(data.get("url"), str) else None
     if errors or environment is None:

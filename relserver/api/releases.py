@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -22,10 +21,6 @@ from .common import (
     requires,
 )
 
-# DRF DateTimeField's message for an unparsable value.
-DATETIME_FORMAT_ERROR = (
-    "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
-)
 # 208 Already Reported: Sentry's answer when the create changed nothing.
 ALREADY_REPORTED = 208
 
@@ -40,23 +35,11 @@ def _optional_string(data: dict[str, Any], key: str, errors: dict[str, list[str]
     return str(value) or None
 
 
-def _optional_datetime(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> datetime | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        errors[key] = [DATETIME_FORMAT_ERROR]
-        return None
-    return parsed if parsed.tzinfo else parsed.astimezone()
-
-
 def _release_fields(request: web.Request, data: dict[str, Any], errors: dict[str, list[str]]) -> service.ReleaseFields:
     return service.ReleaseFields(
         ref=_optional_string(data, "ref", errors),
         url=_optional_string(data, "url", errors),
-        date_released=_optional_datetime(data, "dateReleased", errors),
+        date_released=sentry.datetime_field(data, "dateReleased", errors),
         # The create endpoints record the caller's User-Agent ("" when absent).
         user_agent=request.headers.get("User-Agent", ""),
     )
