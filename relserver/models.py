@@ -133,3 +133,13 @@ class Deploy:
     url: str | None
     date_started: datetime | None
     date_finished: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseView:
+    """A release with what its JSON shows besides its own columns."""
+
+    release: Release
+    projects: list[Project]
+    deploy_count: int
+    last_deploy: Deploy | None

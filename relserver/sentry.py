@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 
 from .errors import BadRequest
-from .models import ArtifactBundle, BundleFile, Deploy, Organization, Project, Release, ReleaseFile
+from .models import ArtifactBundle, BundleFile, Deploy, Organization, Project, ReleaseFile, ReleaseView
 
 # --- messages clients compare byte for byte -------------------------------------------------
 
@@ -275,8 +275,10 @@ def project_json(project: Project) -> dict[str, Any]:
     }
 
 
-def release_json(release: Release, projects: Iterable[Project]) -> dict[str, Any]:
-    """Sentry's release JSON (§7.4) with what relserver tracks filled in and empty defaults."""
+def release_json(view: ReleaseView) -> dict[str, Any]:
+    """Sentry's release JSON (§7.4): projects and deploys as stored; commits, issues and events,
+    which relserver does not track, as Sentry shows a release without them."""
+    release = view.release
     return {
         "id": release.id,
         "version": release.version,
@@ -292,10 +294,10 @@ def release_json(release: Release, projects: Iterable[Project]) -> dict[str, Any
         "owner": None,
         "commitCount": 0,
         "lastCommit": None,
-        "deployCount": 0,
-        "lastDeploy": None,
+        "deployCount": view.deploy_count,
+        "lastDeploy": deploy_json(view.last_deploy) if view.last_deploy else None,
         "authors": [],
-        "projects": [project_json(p) for p in projects],
+        "projects": [project_json(p) for p in view.projects],
         "firstEvent": None,
         "lastEvent": None,
         "currentProjectMeta": {},

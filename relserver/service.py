@@ -20,7 +20,7 @@ from .blobstore import BlobStore, TempBlob
 from .chunks import ReceivedChunk, check_checksums
 from .config import Config
 from .errors import BadRequest, Conflict, NotFound
-from .models import BundleFile, Organization, Project, Release, ReleaseFile, Token
+from .models import BundleFile, Organization, Project, Release, ReleaseFile, ReleaseView, Token
 from .store import DuplicateReleaseFile, Store, UnlinkBlobs
 from .upload import UploadForm
 
@@ -117,7 +117,7 @@ class ReleaseFields:
 
 async def create_release(
     backend: Backend, org: Organization, version: str, projects: list[Project], fields: ReleaseFields
-) -> tuple[Release, bool, list[Project]]:
+) -> tuple[ReleaseView, bool]:
     """Get or create, link projects; True when created or newly linked (201, else 208)."""
     release, changed = await backend.store.create_release(
         org.id,
@@ -128,7 +128,7 @@ async def create_release(
         user_agent=fields.user_agent,
         date_released=fields.date_released,
     )
-    return release, changed, await backend.store.release_projects(release.id)
+    return await backend.store.release_view(release), changed
 
 
 async def upload_release_file(backend: Backend, org: Organization, release: Release, form: UploadForm) -> ReleaseFile:
@@ -348,7 +348,7 @@ async def list_releases(
     project: Project | None,
     query: str | None,
     status: str,
-) -> tuple[list[tuple[Release, list[Project]]], bool]:
+) -> tuple[list[ReleaseView], bool]:
     releases = await backend.store.list_releases(
         org.id,
         project_id=project.id if project else None,
@@ -357,16 +357,13 @@ async def list_releases(
         offset=page.offset,
         limit=page.limit + 1,
     )
-    return [(r, await backend.store.release_projects(r.id)) for r in releases[: page.limit]], len(releases) > page.limit
-
-
-async def release_with_projects(backend: Backend, release: Release) -> tuple[Release, list[Project]]:
-    return release, await backend.store.release_projects(release.id)
+    views = [await backend.store.release_view(r) for r in releases[: page.limit]]
+    return views, len(releases) > page.limit
 
 
 async def update_release(
     backend: Backend, release: Release, fields: ReleaseFields, status: str | None, projects: list[Project]
-) -> tuple[Release, list[Project]]:
+) -> ReleaseView:
     updated = await backend.store.update_release(
         release.id,
         ref=fields.ref,
@@ -375,7 +372,7 @@ async def update_release(
         status=status,
         project_ids=[p.id for p in projects],
     )
-    return await release_with_projects(backend, updated)
+    return await backend.store.release_view(updated)
 
 
 async def delete_release(backend: Backend, release: Release) -> None:

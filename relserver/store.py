@@ -32,6 +32,7 @@ from .models import (
     Project,
     Release,
     ReleaseFile,
+    ReleaseView,
     StoredBlob,
     Token,
 )
@@ -1404,6 +1405,17 @@ class Store:
         return True
 
     # --- deploys ----------------------------------------------------------------------------
+
+    async def release_view(self, release: Release) -> ReleaseView:
+        """The release with its projects, its number of deploys and the latest one."""
+        count = await self._fetchone("SELECT count(*) FROM deploys WHERE release_id = ?", (release.id,))
+        latest = await self.list_deploys(release.id, limit=1)
+        return ReleaseView(
+            release=release,
+            projects=await self.release_projects(release.id),
+            deploy_count=int(count[0]),
+            last_deploy=latest[0] if latest else None,
+        )
 
     async def add_deploy(
         self,

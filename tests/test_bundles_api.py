@@ -210,6 +210,9 @@ class TestOrganizationAndDeploys:
             url, json={"environment": "staging", "dateFinished": "2020-01-01T00:00:00Z"}, headers=bearer()
         )
         assert [d["environment"] for d in await get_json(client, url)] == ["production", "staging"]
+        # The release shows them as Sentry does: a count and the latest finished.
+        release = await get_json(client, "/api/0/organizations/acme/releases/1.0/")
+        assert (release["deployCount"], release["lastDeploy"]) == (2, deploy)
 
     @pytest.mark.parametrize(
         ("body", "errors"),

@@ -9,7 +9,7 @@ from aiohttp import web
 from .. import sentry, service
 from ..auth import RELEASE_SCOPES
 from ..errors import BadRequest
-from ..models import Project, Release
+from ..models import ReleaseView
 from .common import (
     backend,
     json_response,
@@ -76,8 +76,8 @@ async def create_organization_release(request: web.Request) -> web.Response:
     if errors or version is None:
         raise BadRequest(errors)
     projects = await service.resolve_release_projects(backend(request), org, refs)
-    release, changed, linked = await service.create_release(backend(request), org, version, projects, fields)
-    return json_response(sentry.release_json(release, linked), status=_created_or_reported(changed))
+    view, changed = await service.create_release(backend(request), org, version, projects, fields)
+    return json_response(sentry.release_json(view), status=_created_or_reported(changed))
 
 
 @requires(RELEASE_SCOPES)
@@ -91,8 +91,8 @@ async def create_project_release(request: web.Request) -> web.Response:
     fields = _release_fields(request, data, errors)
     if errors or version is None:
         raise BadRequest(errors)
-    release, changed, linked = await service.create_release(backend(request), org, version, [project], fields)
-    return json_response(sentry.release_json(release, linked), status=_created_or_reported(changed))
+    view, changed = await service.create_release(backend(request), org, version, [project], fields)
+    return json_response(sentry.release_json(view), status=_created_or_reported(changed))
 
 
 def _release_page(request: web.Request) -> sentry.Page:
@@ -100,9 +100,9 @@ def _release_page(request: web.Request) -> sentry.Page:
 
 
 async def _release_list_response(
-    request: web.Request, page: sentry.Page, found: list[tuple[Release, list[Project]]], has_more: bool
+    request: web.Request, page: sentry.Page, found: list[ReleaseView], has_more: bool
 ) -> web.Response:
-    return paginated_response(request, [sentry.release_json(r, p) for r, p in found], page, has_more=has_more)
+    return paginated_response(request, [sentry.release_json(v) for v in found], page, has_more=has_more)
 
 
 @requires(RELEASE_SCOPES)
@@ -134,8 +134,7 @@ async def list_project_releases(request: web.Request) -> web.Response:
 async def release_details(request: web.Request) -> web.Response:
     """GET …/releases/{version}/ at either scope."""
     _, release = await release_in_scope(request)
-    release, projects = await service.release_with_projects(backend(request), release)
-    return json_response(sentry.release_json(release, projects))
+    return json_response(sentry.release_json(await backend(request).store.release_view(release)))
 
 
 @requires(RELEASE_SCOPES)
@@ -155,8 +154,8 @@ async def update_release(request: web.Request) -> web.Response:
         status = None
     # Sentry ignores `projects` here; linking them is what `releases finalize` callers expect.
     projects = await service.resolve_release_projects(backend(request), org, refs) if refs else []
-    release, linked = await service.update_release(backend(request), release, fields, status, projects)
-    return json_response(sentry.release_json(release, linked))
+    view = await service.update_release(backend(request), release, fields, status, projects)
+    return json_response(sentry.release_json(view))
 
 
 @requires(RELEASE_SCOPES)
