@@ -376,3 +376,32 @@ async def test_zips_with_traversal_names_and_duplicates_are_stored_safely(client
     assert result["state"] in ("ok", "error")
     assert not (config.data_dir.parent / "etc").exists()
     assert all(len(p.name) == 40 for p in blob_files(config))
+
+
+@pytest.mark.parametrize(
+    "part_head",
+    [
+        pytest.param(
+            b'Content-Disposition: form-data; name="file"; filename="' + b"a" * 100_000 + b'"', id="huge-header"
+        ),
+        pytest.param(b'Content-Disposition: form-data; name="fi\x00le"; filename="a\x00.js"', id="nul"),
+        pytest.param(b'Content-Disposition: form-data; name="file"; filename="\xff\xfe.js"', id="invalid-utf8"),
+        pytest.param(b"X-Nonsense: " + b"\xff" * 10 + b"\r\nContent-Disposition: form-data; name=file", id="no-quotes"),
+    ],
+)
+async def test_odd_part_headers_get_a_clean_answer(client: Client, config: Config, part_head: bytes) -> None:
+    await create_release(client)
+    body = (
+        b"--b\r\n"
+        + part_head
+        + b"\r\n\r\ndata\r\n--b\r\n"
+        + b'Content-Disposition: form-data; name="name"\r\n\r\n~/\xff\x00.js\r\n--b--\r\n'
+    )
+    resp = await client.post(
+        "/api/0/projects/acme/web/releases/1.0/files/",
+        data=body,
+        headers={**bearer(), "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert resp.status < 500, await resp.text()
+    assert temp_files(config) == []
+    assert (await upload(client, b"still serving", name="~/after.js")).status == 201
