@@ -133,7 +133,8 @@ async def client_loop(url: str, ledger: Ledger, worker: int, stop: asyncio.Event
         pass  # the server was killed under us
 
 
-def check_store(data_dir: Path, ledger: Ledger) -> list[str]:
+def check_store(data_dir: Path, ledger: Ledger, verified: set[str]) -> list[str]:
+    """Everything acknowledged is there; bytes are re-read for new uploads and a sample of old ones."""
     problems = []
     with contextlib.closing(sqlite3.connect(data_dir / "relserver.sqlite3")) as db:
         if (ok := db.execute("PRAGMA integrity_check").fetchone()[0]) != "ok":
@@ -150,12 +151,16 @@ def check_store(data_dir: Path, ledger: Ledger) -> list[str]:
         if rows.get(name) != digest:
             problems.append(f"acknowledged {name} is {rows.get(name)!r}, not {digest}")
     on_disk = {p.name: p for p in (data_dir / "blobs").glob("*/*/*")}
+    acked = set(ledger.acked.values())
+    sample = set(random.sample(sorted(verified), min(50, len(verified))))
     for digest in referenced:
         path = on_disk.get(digest)
         if path is None:
             problems.append(f"row points at missing blob {digest}")
-        elif digest in set(ledger.acked.values()) and sha1(path.read_bytes()) != digest:
-            problems.append(f"blob {digest} has other bytes")
+        elif digest in acked and (digest not in verified or digest in sample):
+            if sha1(path.read_bytes()) != digest:
+                problems.append(f"blob {digest} has other bytes")
+            verified.add(digest)
     if unreferenced := set(on_disk) - referenced:
         problems.append(f"{len(unreferenced)} unreferenced blobs after the sweep")
     if leftovers := list((data_dir / "tmp").iterdir()):
@@ -194,6 +199,7 @@ async def wait_for_resumed_assemblies(data_dir: Path, seconds: float = 60) -> li
 async def crash(kills: int, clients: int) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="relserver-torture-"))
     ledger = Ledger()
+    verified: set[str] = set()
     failures: list[str] = []
     started = time.monotonic()
     for round_no in range(1, kills + 1):
@@ -205,7 +211,7 @@ async def crash(kills: int, clients: int) -> int:
             # Assemblies the killed process had accepted resume first; the store is checked
             # once they are done (they create temp files and blobs of their own meanwhile).
             problems = await wait_for_resumed_assemblies(data_dir)
-            problems += check_store(data_dir, ledger) + await check_assemblies(url, ledger)
+            problems += check_store(data_dir, ledger, verified) + await check_assemblies(url, ledger)
             if problems:
                 failures += [f"after kill {round_no - 1}: {p}" for p in problems]
                 print(f"after kill {round_no - 1}: {len(problems)} problems, e.g. {problems[0]}", file=sys.stderr)
@@ -224,7 +230,7 @@ async def crash(kills: int, clients: int) -> int:
             )
     proc, url = start(data_dir)
     failures += await wait_for_resumed_assemblies(data_dir)
-    failures += check_store(data_dir, ledger) + await check_assemblies(url, ledger)
+    failures += check_store(data_dir, ledger, verified) + await check_assemblies(url, ledger)
     proc.terminate()
     proc.wait()
     report = {
