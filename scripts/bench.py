@@ -499,6 +499,9 @@ def machine() -> dict[str, str]:
     }
 
 
+NOTES_HEADING = "## Reading the figures"
+
+
 def render(results: dict[str, Any], command: str) -> str:
     lines = ["# Benchmarks", "", f"Produced by `{command}`; every figure is a median of the runs.", ""]
     lines += ["| machine | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in machine().items()] + [""]
@@ -544,7 +547,11 @@ def main() -> int:
     report = render(results, "scripts/bench.py " + " ".join(sys.argv[1:]))
     print(report)
     if args.write:
-        args.write.write_text(report)
+        # The hand-written reading of the figures below the tables survives a re-run.
+        notes = ""
+        if args.write.exists() and NOTES_HEADING in (old := args.write.read_text()):
+            notes = "\n" + NOTES_HEADING + old.split(NOTES_HEADING, 1)[1]
+        args.write.write_text(report.rstrip() + "\n" + notes)
     return 0
 
 
