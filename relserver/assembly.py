@@ -121,7 +121,7 @@ class Assembler:
         if set(chunks) - await store.owned_chunks(organization_id, chunks):
             raise BundleError(bundles.NOT_ALL_CHUNKS)
         sizes = await store.chunk_sizes(chunks)
-        bundles.check_total_size(name, sizes, chunks, self.backend.config.max_file_size)
+        bundles.check_total_size(name, sizes, chunks, self.limits.max_file_size)
         return await asyncio.to_thread(bundles.concatenate, self.backend.blobstore, chunks, checksum)
 
     async def _artifact_bundle(self, organization_id: int, checksum: str, request: dict[str, Any]) -> None:

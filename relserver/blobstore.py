@@ -123,9 +123,6 @@ class BlobStore:
             if self.fsync:
                 _fsync_dir(d.parent)
 
-    def exists(self, sha1: str) -> bool:
-        return self.path_for(sha1).exists()
-
     def delete(self, sha1: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path_for(sha1).unlink()

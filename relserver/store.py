@@ -767,7 +767,11 @@ class Store:
         if self._file_flusher is None:
             self._file_flusher = asyncio.ensure_future(self._flush_files())
         # Shielded: a caller that goes away must not cancel the batch others wait on.
-        return await asyncio.shield(pending.answer)
+        try:
+            return await asyncio.shield(pending.answer)
+        except asyncio.CancelledError:
+            pending.answer.add_done_callback(_retrieve)  # nobody else will read its outcome
+            raise
 
     async def _flush_files(self) -> None:
         try:
@@ -1549,6 +1553,11 @@ _LATEST_ENTRY = """NOT EXISTS (
     WHERE ab2.organization_id = ab.organization_id AND ab2.release = ab.release AND ab2.dist IS ab.dist
       AND bf2.url = bf.url
       AND (ab2.date_modified > ab.date_modified OR (ab2.date_modified = ab.date_modified AND ab2.id > ab.id)))"""
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _distinct_blobs(files: Sequence[NewBundleFile]) -> list[StoredBlob]:
