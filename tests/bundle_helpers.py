@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import struct
@@ -13,13 +12,9 @@ from typing import Any
 
 import aiohttp
 
-from .conftest import Client, bearer
+from .conftest import Client, bearer, sha1
 
 ORG_URL = "/api/0/organizations/acme"
-
-
-def sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
 
 
 def zip_path(url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -50,6 +51,11 @@ async def make_client(aiohttp_client: Callable[..., Awaitable[Client]]) -> Clien
 @pytest.fixture
 async def client(make_client: ClientFactory, config: Config) -> Client:
     return await make_client(config)
+
+
+def sha1(data: bytes) -> str:
+    """Sentry's file identity."""
+    return hashlib.sha1(data).hexdigest()
 
 
 def bearer(token: str = ADMIN_TOKEN) -> dict[str, str]:

@@ -13,7 +13,7 @@ from relserver.config import Config, KiB, MiB
 from relserver.keys import assembler_key, store_key
 from relserver.sentry import encode_archive_entry_id
 
-from .bundle_helpers import ORG_URL, assemble, make_bundle, sha1, split, upload_bundle, upload_chunks
+from .bundle_helpers import ORG_URL, assemble, make_bundle, split, upload_bundle, upload_chunks
 from .conftest import (
     Client,
     ClientFactory,
@@ -22,6 +22,7 @@ from .conftest import (
     blob_files,
     create_release,
     files_url,
+    sha1,
     temp_files,
     upload,
 )

@@ -11,8 +11,8 @@ import pytest
 from relserver.config import Config, KiB, MiB
 from relserver.keys import store_key
 
-from .bundle_helpers import ORG_URL, chunk_form, sha1
-from .conftest import Client, ClientFactory, assert_api_error, bearer, blob_files, mint_token, temp_files
+from .bundle_helpers import ORG_URL, chunk_form
+from .conftest import Client, ClientFactory, assert_api_error, bearer, blob_files, mint_token, sha1, temp_files
 
 CHUNK_URL = f"{ORG_URL}/chunk-upload/"
 

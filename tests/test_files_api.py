@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
 import pytest
@@ -20,15 +19,12 @@ from .conftest import (
     create_release,
     files_url,
     mint_token,
+    sha1,
     upload,
 )
 
 NOT_FOUND = {"detail": "The requested resource does not exist"}
 SCOPES = [pytest.param("web", id="project"), pytest.param(None, id="organization")]
-
-
-def sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
 
 
 def file_url(file_id: str, *, version: str = "1.0", project: str | None = "web") -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import sqlite3
 import stat
 from pathlib import Path
@@ -18,11 +17,7 @@ from relserver.keys import blobstore_key, store_key
 from relserver.sentry import release_file_ident
 from relserver.store import MIGRATIONS, Store, release_files_page_sql
 
-from .conftest import ADMIN_TOKEN, ClientFactory, blob_files, create_release, temp_files, upload
-
-
-def sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
+from .conftest import ADMIN_TOKEN, ClientFactory, blob_files, create_release, sha1, temp_files, upload
 
 
 async def test_restart_over_the_same_data_dir_keeps_every_file(make_client: ClientFactory, config: Config) -> None:

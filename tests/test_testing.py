@@ -170,7 +170,8 @@ class TestRelServer:
             assert server.request("GET", "/api/0/organizations/acme/releases/1.0/")["version"] == "1.0"
 
     def test_helpers_see_bundle_members(self) -> None:
-        from .bundle_helpers import make_bundle, sha1, split
+        from .bundle_helpers import make_bundle, split
+        from .conftest import sha1
 
         bundle = make_bundle(
             {"~/b.js": b"bundled"}, headers={"~/b.js": {"debug-id": "2c8e1b3c-8a57-4d8c-9c1f-0123456789ab"}}

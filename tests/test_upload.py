@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import threading
 from typing import Any
@@ -25,16 +24,13 @@ from .conftest import (
     blob_files,
     create_release,
     files_url,
+    sha1,
     temp_files,
     upload,
     upload_form,
 )
 
 DATE_CREATED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-
-
-def sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
 
 
 @pytest.fixture
