@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench.py [--quick] [--runs 3] [--only large,small,...] [--write docs/benchmarks.md]
 
-Measurements (issue targets in brackets, relserver / baseline):
+Measurements (targets in brackets, relserver / baseline):
   large     one 1 GiB upload: MB/s of both, relserver's peak RSS over idle   [>= 0.9, <= 32 MiB growth]
   small     5 000 uploads of 1 KiB over 32 keep-alive connections; the load
             generator's own ceiling against a no-op handler is reported too  [>= 0.6]
