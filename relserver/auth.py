@@ -129,10 +129,11 @@ def check_organization(token: Token, slug: str) -> None:
         raise PermissionDenied()
 
 
-# Downloading file contents is a separate check (spec §2.3). Project endpoints: org auth tokens
-# never may; users need a role of at least `sentry:debug_files_role` (admin) — relserver has no
-# roles, so a user token that may write release files stands in for it. Organization endpoints:
-# the access must hold exactly `project:write` (organization_release_file_details.py).
+# Downloading file contents is a separate check (debug_files.py has_download_permission).
+# Project endpoints: org auth tokens never may; users need a role of at least
+# `sentry:debug_files_role` (admin) — relserver has no roles, so a user token that may write
+# release files stands in for it. Organization endpoints: the access must hold exactly
+# `project:write` (organization_release_file_details.py).
 PROJECT_DOWNLOAD_SCOPES = frozenset({"project:write", "project:admin", "project:releases"})
 ORG_DOWNLOAD_SCOPES = frozenset({"project:write"})
 

@@ -276,8 +276,9 @@ def project_json(project: Project) -> dict[str, Any]:
 
 
 def release_json(view: ReleaseView) -> dict[str, Any]:
-    """Sentry's release JSON (§7.4): projects and deploys as stored; commits, issues and events,
-    which relserver does not track, as Sentry shows a release without them."""
+    """Sentry's release JSON (api/serializers/models/release.py): projects and deploys as
+    stored; commits, issues and events, which relserver does not track, as Sentry shows a
+    release without them."""
     release = view.release
     return {
         "id": release.id,
@@ -448,7 +449,7 @@ def content_disposition(name: str) -> str:
 
 
 def archive_entry_json(entry: BundleFile) -> dict[str, Any]:
-    """A bundle member in a release's file list: Sentry's release-archive entry shape (§5.2)."""
+    """A bundle member in a release's file list: Sentry's release-archive entry shape (project_release_files.py)."""
     return {
         "id": encode_archive_entry_id(entry.dist, entry.url),
         "name": entry.url,

@@ -224,8 +224,8 @@ async def list_release_files(
     """One page and whether another follows (fetched as one extra row).
 
     Classic files by name come first, then the members of artifact bundles tied to the
-    release (Sentry's release-archive entries, spec §3.4). The classic rows are counted only
-    when a page reaches past them.
+    release (as Sentry appends its release-archive entries after the classic files). The
+    classic rows are counted only when a page reaches past them.
     """
     store = backend.store
     wanted = page.limit + 1

@@ -1,4 +1,5 @@
-"""Artifact-bundle and release-bundle assembly (Sentry spec §9), and what it leaves to see."""
+"""Artifact-bundle and release-bundle assembly (Sentry's assemble endpoints and
+tasks/assemble.py), and what it leaves to see."""
 
 from __future__ import annotations
 

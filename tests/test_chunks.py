@@ -1,4 +1,4 @@
-"""Chunk upload: the options GET and the chunk POST (Sentry spec §8)."""
+"""Chunk upload: the options GET and the chunk POST (Sentry's api/endpoints/chunk.py)."""
 
 from __future__ import annotations
 

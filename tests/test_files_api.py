@@ -1,4 +1,5 @@
-"""Release files after upload: list and pagination, detail, download, rename, delete (spec §3, §6)."""
+"""Release files after upload: list and pagination, detail, download, rename, delete
+(Sentry's release-file endpoints)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Release creation at organization and project scope (Sentry spec §7.1-7.4)."""
+"""Release creation at organization and project scope (Sentry's release endpoints and serializer)."""
 
 from __future__ import annotations
 

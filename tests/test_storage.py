@@ -166,7 +166,7 @@ async def test_one_writer_serializes_concurrent_writes(make_client: ClientFactor
 
 
 def test_ident_matches_sentrys_examples() -> None:
-    # Values from Sentry's ReleaseFile.get_ident (spec §4.2).
+    # Values from Sentry's ReleaseFile.get_ident (models/releasefile.py).
     assert release_file_ident("~/app.js", None) == "a2701d97673c73be8e599198cabbe86fafa593fc"
     assert release_file_ident("~/app.js", "web") == "188f9b2fce5908768ee54179815cd7ea43bb32d0"
 

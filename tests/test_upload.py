@@ -1,4 +1,4 @@
-"""The single-file upload endpoint, POST …/releases/{version}/files/ (Sentry spec §6.2)."""
+"""The single-file upload endpoint, POST …/releases/{version}/files/ (Sentry's project_release_files.py)."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ async def _assemble_body(request: web.Request, schema: dict[str, Any], messages:
 
 @requires(RELEASE_SCOPES)
 async def assemble_artifact_bundle(request: web.Request) -> web.Response:
-    """POST /organizations/{org}/artifactbundle/assemble/ (spec §9.3)."""
+    """POST /organizations/{org}/artifactbundle/assemble/ (organization_artifactbundle_assemble.py)."""
     _require_chunked(request)
     org = await organization(request)
     data = await _assemble_body(request, sentry.ARTIFACT_BUNDLE_ASSEMBLE_SCHEMA, sentry.ARTIFACT_BUNDLE_FIELD_ERRORS)
@@ -85,7 +85,7 @@ async def assemble_artifact_bundle(request: web.Request) -> web.Response:
 
 @requires(RELEASE_SCOPES)
 async def assemble_release_bundle(request: web.Request) -> web.Response:
-    """POST /organizations/{org}/releases/{version}/assemble/ (spec §9.2)."""
+    """POST /organizations/{org}/releases/{version}/assemble/ (organization_release_assemble.py)."""
     _require_chunked(request)
     org, release = await release_in_scope(request)
     data = await _assemble_body(request, sentry.RELEASE_ASSEMBLE_SCHEMA, None)

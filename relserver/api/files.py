@@ -42,7 +42,7 @@ async def list_release_files(request: web.Request) -> web.Response:
 
 @requires(RELEASE_SCOPES)
 async def upload_release_file(request: web.Request) -> web.Response:
-    """POST …/releases/{version}/files/ — Sentry's single-file upload (spec §6.2)."""
+    """POST …/releases/{version}/files/ — Sentry's single-file upload (project_release_files.py)."""
     org, release = await release_in_scope(request)
     config = request.app[config_key]
     limits = UploadLimits(
@@ -70,7 +70,7 @@ async def release_file_details(request: web.Request) -> web.StreamResponse:
     # Looked up first, so a missing file is a 404 even for those who may not download.
     if not may_download(request[token_key], organization_scope="project" not in request.match_info):
         raise PermissionDenied(None)  # Sentry answers this 403 with an empty body.
-    # An archive entry downloads under the name of its path inside the bundle (§6.3).
+    # An archive entry downloads under the name of its path inside the bundle (project_release_file_details.py).
     name = item.path if isinstance(item, BundleFile) else item.name
     return BlobResponse(
         request.app[blobstore_key].path_for(item.sha1),
