@@ -539,7 +539,7 @@ def bundle_file_json(entry: BundleFile) -> dict[str, Any]:
     sourcemap = next((v for k, v in entry.headers.items() if k.lower() == "sourcemap"), None)
     return {
         "id": base64.urlsafe_b64encode(entry.path.encode()).decode("ascii"),
-        "fileType": bundles_file_type_code(entry.file_type),
+        "fileType": file_type_code(entry.file_type),
         "filePath": entry.url,
         "fileSize": entry.size,
         "debugId": entry.debug_id,
@@ -547,7 +547,7 @@ def bundle_file_json(entry: BundleFile) -> dict[str, Any]:
     }
 
 
-def bundles_file_type_code(file_type: str | None) -> int:
+def file_type_code(file_type: str | None) -> int:
     """SourceFileType (models/artifactbundle.py): numbers in JSON, 0 when missing or unknown."""
     return {"source": 1, "minified_source": 2, "source_map": 3, "indexed_ram_bundle": 4}.get(file_type or "", 0)
 
