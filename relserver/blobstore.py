@@ -109,6 +109,25 @@ class BlobStore:
         if self.fsync:
             _fsync_dir(final.parent)
 
+    def store_bytes(self, data: bytes) -> StoredBlob:
+        """Hash a small file held in memory and store it durably under its sha1.
+
+        A file already stored costs no write at all; otherwise temp file, fsync and rename,
+        as for a streamed file.
+        """
+        blob = StoredBlob(sha1=hashlib.sha1(data).hexdigest(), size=len(data))  # noqa: S324 -- Sentry's file id
+        if self.path_for(blob.sha1).exists():
+            return blob
+        temp = self.new_temp()
+        try:
+            temp.write(data)
+            temp.finish()
+            self.commit(temp, blob)
+        except BaseException:
+            temp.discard()
+            raise
+        return blob
+
     def commit_many(self, items: list[tuple[TempBlob, StoredBlob]]) -> None:
         for temp, blob in items:
             self.commit(temp, blob)

@@ -20,7 +20,7 @@ from .blobstore import BlobStore, TempBlob
 from .chunks import ReceivedChunk, check_checksums
 from .config import Config
 from .errors import BadRequest, Conflict, NotFound
-from .models import BundleFile, Organization, Project, Release, ReleaseFile, ReleaseView, Token
+from .models import BundleFile, Organization, Project, Release, ReleaseFile, ReleaseView, StoredBlob, Token
 from .store import DuplicateReleaseFile, Store, UnlinkBlobs
 from .upload import UploadForm
 
@@ -146,8 +146,8 @@ async def upload_release_file(backend: Backend, org: Organization, release: Rele
     dist = dists[-1] if dists else ""
     sentry.validate_dist(dist)
 
-    async def commit_blob() -> None:
-        await asyncio.to_thread(backend.blobstore.commit, upload.temp, upload.blob)
+    async def commit_blob() -> StoredBlob:
+        return await asyncio.to_thread(upload.content.store, backend.blobstore)
 
     try:
         return await backend.store.insert_release_file(
@@ -157,7 +157,6 @@ async def upload_release_file(backend: Backend, org: Organization, release: Rele
             ident=sentry.release_file_ident(full_name, dist or None),
             dist=dist or None,
             headers=headers,
-            blob=upload.blob,
             commit_blob=commit_blob,
         )
     except DuplicateReleaseFile:

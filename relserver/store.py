@@ -58,8 +58,7 @@ class _PendingFile:
     ident: str
     dist: str | None
     headers: dict[str, str]
-    blob: StoredBlob
-    commit_blob: Callable[[], Awaitable[None]]
+    commit_blob: Callable[[], Awaitable[StoredBlob]]
     answer: asyncio.Future[ReleaseFile]
 
 
@@ -736,17 +735,17 @@ class Store:
         ident: str,
         dist: str | None,
         headers: dict[str, str],
-        blob: StoredBlob,
-        commit_blob: Callable[[], Awaitable[None]],
+        commit_blob: Callable[[], Awaitable[StoredBlob]],
     ) -> ReleaseFile:
         """Record an uploaded file, committing its blob first; raises DuplicateReleaseFile.
 
         Order, all under the write lock: duplicate check (so a 409 never touches the blob
-        store), then `commit_blob()` (fsync + rename into the content address), then the
-        rows. A row therefore never exists before its blob; a crash between the two leaves a
-        blob without a row, which the start-up sweep removes (DESIGN invariant 1). Holding
-        the lock across the rename also keeps a concurrent delete from removing a shared blob
-        between its existence check and this row.
+        store), then `commit_blob()` (into the content address, durably; it returns the
+        blob's sha1 and size), then the rows. A row therefore never exists before its blob;
+        a crash between the two leaves a blob without a row, which the start-up sweep
+        removes (DESIGN invariant 1). Holding the lock across the blob write also keeps a
+        concurrent delete from removing a shared blob between its existence check and this
+        row.
 
         Uploads that arrive while a transaction is open are committed together in the next
         one (group commit): one lock, one BEGIN/COMMIT and one WAL fsync for the lot. Each
@@ -759,7 +758,6 @@ class Store:
             ident=ident,
             dist=dist or None,
             headers=headers,
-            blob=blob,
             commit_blob=commit_blob,
             answer=asyncio.get_running_loop().create_future(),
         )
@@ -825,11 +823,11 @@ class Store:
                 )
                 row = await _one(w, "SELECT id FROM dists WHERE release_id = ? AND name = ?", (release_id, dist))
                 dist_ids[(release_id, dist)] = row[0]
-            # The renames run side by side in worker threads, all before any row is written.
-            await asyncio.gather(*(item.commit_blob() for item in accepted))
+            # The blob writes run side by side in worker threads, all before any row is written.
+            blobs = await asyncio.gather(*(item.commit_blob() for item in accepted))
             await w.executemany(
                 "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
-                [(i.blob.sha1, i.blob.size, stamp) for i in accepted],
+                [(b.sha1, b.size, stamp) for b in blobs],
             )
             await w.executemany(
                 "INSERT INTO release_files"
@@ -843,11 +841,11 @@ class Store:
                         i.name,
                         i.name.casefold(),
                         i.ident,
-                        i.blob.sha1,
+                        b.sha1,
                         json.dumps(i.headers),
                         stamp,
                     )
-                    for i in accepted
+                    for i, b in zip(accepted, blobs, strict=True)
                 ],
             )
             ids: dict[tuple[int, str], int] = {}
@@ -859,15 +857,15 @@ class Store:
                         w, _IDENTS_SQL.format(columns="ident, id", marks=_marks(part)), (release_id, *part)
                     )
                     ids.update(((release_id, r[0]), r[1]) for r in rows)
-        for item in accepted:
+        for item, blob in zip(accepted, blobs, strict=True):
             record = ReleaseFile(
                 id=ids[(item.release_id, item.ident)],
                 release_id=item.release_id,
                 name=item.name,
                 dist=item.dist,
                 headers=item.headers,
-                size=item.blob.size,
-                sha1=item.blob.sha1,
+                size=blob.size,
+                sha1=blob.sha1,
                 date_created=now,
             )
             outcome.append((item, record))

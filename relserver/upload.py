@@ -43,11 +43,49 @@ class UploadLimits:
 
 
 @dataclass(slots=True)
-class UploadedFile:
-    """The received `file` part: bytes in a finished temp file, not yet in the blob store."""
+class SpooledContent:
+    """A file part streamed into a temp file, hashed and fsync'd as it arrived."""
 
     temp: TempBlob
     blob: StoredBlob
+
+    def store(self, blobstore: BlobStore) -> StoredBlob:
+        """Rename into the content address (blocking)."""
+        blobstore.commit(self.temp, self.blob)
+        return self.blob
+
+    def discard(self) -> None:
+        self.temp.discard()
+
+    @property
+    def on_disk(self) -> bool:
+        return not self.temp.consumed
+
+
+@dataclass(slots=True)
+class MemoryContent:
+    """A file part that arrived whole within one write batch. It stays in memory until the
+    commit, which hashes and writes it in one thread hop, or none for bytes already stored."""
+
+    data: bytes
+
+    def store(self, blobstore: BlobStore) -> StoredBlob:
+        """Hash, and write unless a blob with this sha1 exists (blocking)."""
+        return blobstore.store_bytes(self.data)
+
+    def discard(self) -> None:
+        pass
+
+    @property
+    def on_disk(self) -> bool:
+        return False
+
+
+@dataclass(slots=True)
+class UploadedFile:
+    """The received `file` part, not yet in the blob store."""
+
+    content: SpooledContent | MemoryContent
     filename: str
     content_type: str
 
@@ -59,8 +97,8 @@ class UploadForm:
 
     async def discard(self) -> None:
         """Remove the temp file, if one is left (after a failed request or a dedup)."""
-        if self.file is not None and not self.file.temp.consumed:
-            await asyncio.to_thread(self.file.temp.discard)
+        if self.file is not None and self.file.content.on_disk:
+            await asyncio.to_thread(self.file.content.discard)
 
 
 # The Content-Disposition every client here sends: `form-data; name="…"[; filename="…"]` with
@@ -161,19 +199,18 @@ async def _read_part(part: BodyPartReader, form: UploadForm, blobstore: BlobStor
         # Files under other names are not Sentry's business; Django drops unusable names.
         await _drain(part, limits.max_file_size)
         return
-    temp, blob = await _stream_file(part, blobstore, limits)
+    content = await _receive_file(part, blobstore, limits)
     previous, form.file = (
         form.file,
         UploadedFile(
-            temp=temp,
-            blob=blob,
+            content=content,
             filename=filename,
             content_type=bare_content_type(part.headers.get(hdrs.CONTENT_TYPE)),
         ),
     )
-    if previous is not None:
+    if previous is not None and previous.content.on_disk:
         # request.data["file"] is the last `file` part (Django's MultiValueDict.__getitem__).
-        await asyncio.to_thread(previous.temp.discard)
+        await asyncio.to_thread(previous.content.discard)
 
 
 def _file_too_large(limit: int) -> PayloadTooLarge:
@@ -239,13 +276,29 @@ class LazySink(Generic[S]):
             self._target.discard()
 
 
-async def _stream_file(part: BodyPartReader, blobstore: BlobStore, limits: UploadLimits) -> tuple[TempBlob, StoredBlob]:
-    sink = LazySink(blobstore.new_temp)
+async def _receive_file(
+    part: BodyPartReader, blobstore: BlobStore, limits: UploadLimits
+) -> SpooledContent | MemoryContent:
+    """Small parts (up to one write batch) stay in memory; larger ones stream to a temp file."""
     limit = limits.max_file_size
+    head = bytearray()
+    while len(head) < limits.write_batch_size:
+        chunk = await part.read_chunk(READ_CHUNK_SIZE)
+        if not chunk:
+            return MemoryContent(bytes(head))
+        head += chunk
+        if len(head) > limit:
+            raise _file_too_large(limit)
+    sink = LazySink(blobstore.new_temp)
     blob = await stream_part(
-        part, sink, max_size=limit, too_large=lambda: _file_too_large(limit), batch_size=limits.write_batch_size
+        part,
+        sink,
+        max_size=limit,
+        too_large=lambda: _file_too_large(limit),
+        batch_size=limits.write_batch_size,
+        head=bytes(head),
     )
-    return sink.target, blob
+    return SpooledContent(sink.target, blob)
 
 
 async def stream_part(
@@ -255,28 +308,33 @@ async def stream_part(
     max_size: int,
     too_large: Callable[[], Exception],
     batch_size: int,
+    head: bytes = b"",
 ) -> StoredBlob:
     """Socket → batches → sink (hash + write, in a thread) → fsync'd temp file.
 
     One batch is written while the next is read, so disk and network overlap and at most
-    two batches are in memory. `max_size` bounds the bytes read from the socket; on any
-    failure the sink is discarded.
+    two batches are in memory. `head` is what the caller already read of the part (counted
+    in `max_size`, which bounds the bytes read from the socket); on any failure the sink is
+    discarded.
     """
     loop = asyncio.get_running_loop()
     pending: asyncio.Future[None] | None = None
     try:
-        buffer = bytearray()
-        size = 0
-        while chunk := await part.read_chunk(READ_CHUNK_SIZE):
-            size += len(chunk)
-            if size > max_size:
-                raise too_large()
-            buffer += chunk
+        buffer = bytearray(head)
+        size = len(head)
+        while True:
             if len(buffer) >= batch_size:
                 if pending is not None:
                     await pending
                 pending = loop.run_in_executor(None, sink.write, bytes(buffer))
                 buffer.clear()
+            chunk = await part.read_chunk(READ_CHUNK_SIZE)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_size:
+                raise too_large()
+            buffer += chunk
         if pending is not None:
             await pending
             pending = None

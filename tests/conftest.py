@@ -33,8 +33,12 @@ ClientFactory = Callable[[Config], Awaitable[Client]]
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    """A data dir of the test's own, with a small file limit so limit tests stay quick."""
-    return Config(data_dir=tmp_path / "data", token=ADMIN_TOKEN, max_file_size=64 * KiB, fsync=False)
+    """A data dir of the test's own, with a small file limit so limit tests stay quick. The
+    write batch is smaller still, so files over 16 KiB stream to a temp file and smaller ones
+    take the in-memory path: tests see both."""
+    return Config(
+        data_dir=tmp_path / "data", token=ADMIN_TOKEN, max_file_size=64 * KiB, write_batch_size=16 * KiB, fsync=False
+    )
 
 
 @pytest.fixture

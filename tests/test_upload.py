@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import MultipartWriter
 
-from relserver.blobstore import TempBlob
+from relserver.blobstore import BlobStore, TempBlob
 from relserver.config import Config, KiB
+from relserver.models import StoredBlob
 from relserver.store import Store
 
 from .conftest import (
@@ -366,24 +367,104 @@ class TestLimitsAndHostileBodies:
         assert (await upload(client)).status == 201
 
 
-async def test_blob_writes_run_off_the_loop_thread(
-    client: Client, monkeypatch: pytest.MonkeyPatch, config: Config
+SMALL = 1 * KiB  # under the test config's 16 KiB write batch: kept in memory until the commit
+LARGE = 48 * KiB  # over it: streamed to a temp file in batches
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["in-memory", "streamed"])
+async def test_blob_writes_and_hashing_run_off_the_loop_thread(
+    client: Client, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     await create_release(client)
-    writer_threads: set[int] = set()
-    real_write = TempBlob.write
+    worker_threads: set[int] = set()
+    real_write, real_store_bytes = TempBlob.write, BlobStore.store_bytes
 
     def recording_write(self: TempBlob, data: bytes) -> None:
-        writer_threads.add(threading.get_ident())
+        worker_threads.add(threading.get_ident())
         real_write(self, data)
 
+    def recording_store_bytes(self: BlobStore, data: bytes) -> StoredBlob:
+        worker_threads.add(threading.get_ident())
+        return real_store_bytes(self, data)
+
     monkeypatch.setattr(TempBlob, "write", recording_write)
-    data = b"z" * (config.max_file_size - 1)
+    monkeypatch.setattr(BlobStore, "store_bytes", recording_store_bytes)
+    data = bytes(range(256)) * (size // 256)
     resp = await upload(client, data)
     assert resp.status == 201
     assert (await resp.json())["sha1"] == sha1(data)
-    assert writer_threads, "the spy saw no writes"
-    assert threading.get_ident() not in writer_threads
+    assert worker_threads, "the spy saw no writes"
+    assert threading.get_ident() not in worker_threads
+
+
+class TestInMemoryPath:
+    """Parts that end within one write batch are hashed and written only at the commit."""
+
+    @pytest.mark.parametrize("delta", [-1, 0, 1])
+    async def test_sizes_around_the_write_batch_store_the_exact_bytes(
+        self, client: Client, config: Config, delta: int
+    ) -> None:
+        await create_release(client)
+        data = bytes(range(251)) * (config.write_batch_size // 251 + 1)
+        data = data[: config.write_batch_size + delta]
+        resp = await upload(client, data)
+        body = await resp.json()
+        assert resp.status == 201, body
+        assert (body["size"], body["sha1"]) == (len(data), sha1(data))
+        download = await client.get(f"{files_url('1.0')}{body['id']}/?download=1", headers=bearer())
+        assert await download.read() == data
+        assert temp_files(config) == []
+
+    async def test_bytes_already_stored_are_not_written_again(
+        self, client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await create_release(client)
+        assert (await upload(client, b"same bytes", name="~/a.js")).status == 201
+        temps: list[TempBlob] = []
+        real_init = TempBlob.__init__
+
+        def recording_init(self: TempBlob, *args: Any, **kwargs: Any) -> None:
+            temps.append(self)
+            real_init(self, *args, **kwargs)
+
+        monkeypatch.setattr(TempBlob, "__init__", recording_init)
+        resp = await upload(client, b"same bytes", name="~/b.js")
+        assert resp.status == 201
+        assert (await resp.json())["sha1"] == sha1(b"same bytes")
+        assert temps == [], "a second copy of stored bytes opened a temp file"
+        assert [p.name for p in blob_files(config)] == [sha1(b"same bytes")]
+
+    async def test_a_conflict_never_hashes_or_writes_the_bytes(
+        self, client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await create_release(client)
+        assert (await upload(client, b"first", name="~/a.js")).status == 201
+        calls: list[bytes] = []
+        monkeypatch.setattr(BlobStore, "store_bytes", lambda self, data: calls.append(data))
+        resp = await upload(client, b"second", name="~/a.js")
+        assert resp.status == 409
+        assert calls == []
+        assert [p.name for p in blob_files(config)] == [sha1(b"first")]
+
+    async def test_a_failed_blob_write_leaves_no_row_no_blob_and_no_temp_file(
+        self, client: Client, config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await create_release(client)
+        real_finish = TempBlob.finish
+
+        def failing_finish(self: TempBlob) -> StoredBlob:
+            real_finish(self)
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(TempBlob, "finish", failing_finish)
+        resp = await upload(client, b"never stored")
+        assert resp.status == 500
+        monkeypatch.undo()
+        assert await store.count_release_files() == 0
+        assert blob_files(config) == []
+        assert temp_files(config) == []
+        # The same name can be uploaded once the disk behaves.
+        assert (await upload(client, b"never stored")).status == 201
 
 
 async def test_wrong_method_is_405_with_drfs_body(client: Client) -> None:
