@@ -330,6 +330,20 @@ class TestLimitsAndHostileBodies:
         assert temp_files(config) == []
         assert [p.name for p in blob_files(config)] == [sha1(b"second")]
 
+    async def test_a_charset_field_is_an_ordinary_field_as_in_django(self, client: Client) -> None:
+        # aiohttp alone would take a first `_charset_` part as the default charset of the
+        # fields after it (RFC 7578 section 4.6); Django decodes every field as UTF-8.
+        body = (
+            b'--b\r\nContent-Disposition: form-data; name="_charset_"\r\n\r\niso-8859-1\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\n~/caf\xc3\xa9.js\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.js"\r\n\r\nx\r\n--b--\r\n'
+        )
+        resp = await client.post(
+            files_url("1.0"), data=body, headers={**bearer(), "Content-Type": "multipart/form-data; boundary=b"}
+        )
+        assert resp.status == 201
+        assert (await resp.json())["name"] == "~/café.js"
+
     async def test_client_disconnect_mid_upload_leaves_no_row_and_no_temp_file(
         self, make_client: ClientFactory, config: Config, store: Store
     ) -> None:
