@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .api import setup_routes
 from .api.common import Handler
-from .api.middleware import auth_middleware, error_middleware, request_id_middleware
+from .api.middleware import auth_middleware, error_middleware
 from .assembly import Assembler
 from .blobstore import BlobStore, SweepReport
 from .config import Config
@@ -111,7 +111,7 @@ def create_app(config: Config) -> web.Application:
     """Build the application; all I/O happens later, in `storage_ctx`."""
     inflight = InFlight()
     app = web.Application(
-        middlewares=[inflight.middleware, request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[inflight.middleware, error_middleware, auth_middleware],
         # JSON bodies are read whole; uploads stream and enforce their own limits.
         client_max_size=config.max_field_size,
     )

@@ -17,5 +17,3 @@ assembler_key = web.AppKey("assembler", Assembler)
 
 # The authenticated token of the request, set by the auth middleware on API routes.
 token_key = web.RequestKey("token", Token)
-# A short random id for log lines and the `errorId` of a 500.
-request_id_key = web.RequestKey("request_id", str)

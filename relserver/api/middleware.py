@@ -1,4 +1,4 @@
-"""Middlewares, outermost first: request id → error shaping → authentication.
+"""Middlewares, outermost first: error shaping → authentication.
 
 Error shaping is the one place any failure becomes a response (DESIGN invariant 8).
 """
@@ -12,19 +12,13 @@ from aiohttp import web
 
 from .. import auth
 from ..errors import APIError, InsufficientStorage, NotAuthenticated, is_disk_full
-from ..keys import request_id_key, store_key, token_key
+from ..keys import store_key, token_key
 from ..models import Token
 from .common import Handler, json_response, required_scopes
 
 log = logging.getLogger("relserver.api")
 
 API_PREFIX = "/api/0/"
-
-
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[request_id_key] = secrets.token_hex(16)
-    return await handler(request)
 
 
 def error_response(error: APIError) -> web.Response:
@@ -47,7 +41,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             # sentry-cli retries a 507 (src/api/mod.rs), which is what a full disk wants.
             log.error("disk full on %s %s: %s", request.method, request.path, exc)
             return error_response(InsufficientStorage())
-        error_id = request[request_id_key]
+        # Minted only here: the id exists to tie a 500 to its log line.
+        error_id = secrets.token_hex(16)
         log.exception("internal error on %s %s (errorId %s)", request.method, request.path, error_id)
         # api/base.py: unhandled errors answer this body.
         return json_response({"detail": "Internal Error", "errorId": error_id}, status=500)
