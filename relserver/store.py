@@ -824,7 +824,19 @@ class Store:
                 row = await _one(w, "SELECT id FROM dists WHERE release_id = ? AND name = ?", (release_id, dist))
                 dist_ids[(release_id, dist)] = row[0]
             # The blob writes run side by side in worker threads, all before any row is written.
-            blobs = await asyncio.gather(*(item.commit_blob() for item in accepted))
+            # A write that fails fails its own upload only; the others in the batch go on.
+            results = await asyncio.gather(*(item.commit_blob() for item in accepted), return_exceptions=True)
+            written: list[_PendingFile] = []
+            blobs: list[StoredBlob] = []
+            for item, result in zip(accepted, results, strict=True):
+                if isinstance(result, StoredBlob):
+                    written.append(item)
+                    blobs.append(result)
+                elif isinstance(result, Exception):
+                    outcome.append((item, result))
+                else:
+                    raise result  # cancellation: the whole transaction rolls back
+            accepted = written
             await w.executemany(
                 "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
                 [(b.sha1, b.size, stamp) for b in blobs],

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from relserver.app import startup_key
 from relserver.blobstore import BlobStore
 from relserver.config import Config
 from relserver.keys import blobstore_key, store_key
+from relserver.models import StoredBlob
 from relserver.sentry import release_file_ident
 from relserver.store import MIGRATIONS, Store, release_files_page_sql
 
@@ -122,6 +124,37 @@ async def test_blob_is_in_place_before_its_row_commits(
     body = await resp.json()
     assert body["detail"] == "Internal Error" and body["errorId"]
     assert await client.app[store_key].count_release_files() == 0
+    assert temp_files(config) == []
+
+
+async def test_a_failed_blob_write_fails_only_its_own_upload_in_a_group_commit(
+    make_client: ClientFactory, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_client(config)
+    await create_release(client)
+    real_store_bytes = BlobStore.store_bytes
+    first_call = True
+
+    def store_bytes(self: BlobStore, data: bytes) -> StoredBlob:
+        nonlocal first_call
+        if first_call:
+            # Hold the first batch open so every other upload queues for the next one.
+            first_call = False
+            time.sleep(0.3)
+        if data == b"bad":
+            raise OSError(5, "Input/output error")
+        return real_store_bytes(self, data)
+
+    monkeypatch.setattr(BlobStore, "store_bytes", store_bytes)
+    first = asyncio.ensure_future(upload(client, b"first", name="~/first.js"))
+    await asyncio.sleep(0.1)
+    rest = [upload(client, f"{i}".encode(), name=f"~/{i}.js") for i in range(10)]
+    bad = upload(client, b"bad", name="~/bad.js")
+    responses = await asyncio.gather(first, *rest, bad)
+    assert [r.status for r in responses] == [201] * 11 + [500]
+    store = client.app[store_key]
+    assert await store.count_release_files() == 11
+    assert sha1(b"bad") not in {p.name for p in blob_files(config)}
     assert temp_files(config) == []
 
 
