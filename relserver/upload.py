@@ -1,5 +1,6 @@
 """Streams one multipart request into an `UploadForm`: text fields into a MultiDict, the
-`file` part into a temp blob while hashing. Limits are enforced while the bytes arrive.
+`file` part into a temp blob while hashing, or, when it ends within its first write batch,
+into memory until the commit. Limits are enforced while the bytes arrive.
 
 No SQL, no routing. The bytes of the file part never sit in memory beyond one batch, and
 writing and hashing run in a worker thread (DESIGN invariants 3 and 4).
@@ -65,7 +66,8 @@ class SpooledContent:
 @dataclass(slots=True)
 class MemoryContent:
     """A file part that arrived whole within one write batch. It stays in memory until the
-    commit, which hashes and writes it in one thread hop, or none for bytes already stored."""
+    commit, which hashes it and, unless those bytes are already stored, writes it, all in one
+    thread hop."""
 
     data: bytes
 
