@@ -21,6 +21,7 @@ from .chunks import chunk_error
 from .errors import BadRequest, is_disk_full
 from .models import Organization, Project, Release, StoredBlob
 from .service import Backend, blob_unlinker, resolve_release_projects
+from .store import ReleaseGone
 
 log = logging.getLogger(__name__)
 
@@ -194,14 +195,17 @@ class Assembler:
             async def commit() -> None:
                 await asyncio.to_thread(self.backend.blobstore.commit_many, to_commit)
 
-            await store.upsert_release_files(
-                organization_id=organization_id,
-                release_id=release.id,
-                dist=dist,
-                files=files,
-                commit_blobs=commit,
-                unlink_blobs=blob_unlinker(self.backend),
-            )
+            try:
+                await store.upsert_release_files(
+                    organization_id=organization_id,
+                    release_id=release.id,
+                    dist=dist,
+                    files=files,
+                    commit_blobs=commit,
+                    unlink_blobs=blob_unlinker(self.backend),
+                )
+            except ReleaseGone:
+                raise BundleError("release does not exist") from None
         finally:
             await asyncio.to_thread(_discard_leftovers, temp, bundle)
 

@@ -21,7 +21,7 @@ from .chunks import ReceivedChunk, check_checksums
 from .config import Config
 from .errors import BadRequest, Conflict, NotFound
 from .models import BundleFile, Organization, Project, Release, ReleaseFile, ReleaseView, StoredBlob, Token
-from .store import DuplicateReleaseFile, Store, UnlinkBlobs
+from .store import DuplicateReleaseFile, ReleaseGone, Store, UnlinkBlobs
 from .upload import UploadForm
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,9 @@ async def upload_release_file(backend: Backend, org: Organization, release: Rele
         )
     except DuplicateReleaseFile:
         raise Conflict(sentry.FILE_EXISTS) from None
+    except ReleaseGone:
+        # Deleted while the body was read: the answer a lookup a moment later would give.
+        raise NotFound() from None
 
 
 async def bootstrap_tokens(store: Store, config: Config) -> str | None:
@@ -363,14 +366,17 @@ async def list_releases(
 async def update_release(
     backend: Backend, release: Release, fields: ReleaseFields, status: str | None, projects: list[Project]
 ) -> ReleaseView:
-    updated = await backend.store.update_release(
-        release.id,
-        ref=fields.ref,
-        url=fields.url,
-        date_released=fields.date_released,
-        status=status,
-        project_ids=[p.id for p in projects],
-    )
+    try:
+        updated = await backend.store.update_release(
+            release.id,
+            ref=fields.ref,
+            url=fields.url,
+            date_released=fields.date_released,
+            status=status,
+            project_ids=[p.id for p in projects],
+        )
+    except ReleaseGone:
+        raise NotFound() from None
     return await backend.store.release_view(updated)
 
 

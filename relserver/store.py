@@ -66,6 +66,11 @@ class DuplicateReleaseFile(Exception):
     """A release file with this (release, name, dist) — Sentry's ident — already exists."""
 
 
+class ReleaseGone(Exception):
+    """The release was deleted between the caller's lookup and the write (raised by the
+    methods that take a `release_id` and write rows under it)."""
+
+
 # Each entry is one migration; PRAGMA user_version records how many have run.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -704,6 +709,7 @@ class Store:
         changes = {"ref": ref, "url": url, "date_released": _ts(date_released), "status": status}
         changes = {k: v for k, v in changes.items() if v is not None}
         async with self._write() as w:
+            await _require_release(w, release_id)
             if changes:
                 assignments = ", ".join(f"{column} = ?" for column in changes)
                 await w.execute(
@@ -799,6 +805,12 @@ class Store:
         stamp = _ts(now)
         outcome: list[tuple[_PendingFile, ReleaseFile | Exception]] = []
         async with self._write() as w:
+            # A release deleted since the caller looked it up takes its uploads with it.
+            release_ids = list({item.release_id for item in batch})
+            rows = await _all(w, f"SELECT id FROM releases WHERE id IN ({_marks(release_ids)})", release_ids)  # noqa: S608
+            live = {r[0] for r in rows}
+            outcome.extend((item, ReleaseGone(item.release_id)) for item in batch if item.release_id not in live)
+            batch = [item for item in batch if item.release_id in live]
             taken: set[tuple[int, str]] = set()
             for release_id in {item.release_id for item in batch}:
                 idents = [item.ident for item in batch if item.release_id == release_id]
@@ -1144,6 +1156,7 @@ class Store:
         now = _ts(utcnow())
         async with self._lock:
             async with self._transaction() as w:
+                await _require_release(w, release_id)
                 await commit_blobs()
                 dist_id = None
                 if dist:
@@ -1442,6 +1455,7 @@ class Store:
         date_finished: datetime,
     ) -> Deploy:
         async with self._write() as w:
+            await _require_release(w, release_id)
             cur = await w.execute(
                 "INSERT INTO deploys (release_id, environment, name, url, date_started, date_finished)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -1608,6 +1622,13 @@ _IDENTS_SQL = "SELECT {columns} FROM release_files WHERE release_id = ? AND iden
 
 def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
+
+
+async def _require_release(w: aiosqlite.Connection, release_id: int) -> None:
+    """Inside a write transaction: the release still exists (callers looked it up before
+    taking the lock, and a delete may have run in between)."""
+    if await _one(w, "SELECT 1 FROM releases WHERE id = ?", (release_id,)) is None:
+        raise ReleaseGone(release_id)
 
 
 async def _all(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
 
 from relserver import auth
+from relserver.blobstore import BlobStore
 from relserver.config import Config
+from relserver.models import StoredBlob
 
-from .conftest import Client, assert_api_error, bearer, blob_files, create_release, files_url, mint_token, upload
+from .conftest import (
+    Client,
+    assert_api_error,
+    bearer,
+    blob_files,
+    create_release,
+    files_url,
+    mint_token,
+    sha1,
+    upload,
+)
 
 ORG = "/api/0/organizations/acme"
 PROJECT = "/api/0/projects/acme/web"
@@ -185,6 +198,38 @@ class TestDelete:
         listed = await (await client.get(files_url("2.0"), headers=bearer())).json()
         assert listed, "release 2.0 kept its files"
         assert {p.name for p in blob_files(config)} == {f["sha1"] for f in listed}
+
+    async def test_an_upload_whose_release_is_deleted_meanwhile_is_404_and_spares_its_batch(
+        self, client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await create_release(client, "1.0")
+        await create_release(client, "2.0")
+        gate = threading.Event()
+        real_store_bytes = BlobStore.store_bytes
+
+        def store_bytes(self: BlobStore, data: bytes) -> StoredBlob:
+            if data == b"first":
+                gate.wait(10)  # holds the write lock, so what follows queues behind it
+            return real_store_bytes(self, data)
+
+        monkeypatch.setattr(BlobStore, "store_bytes", store_bytes)
+        first = asyncio.ensure_future(upload(client, b"first", name="~/first.js", version="2.0"))
+        await asyncio.sleep(0.3)
+        # Looked up while 1.0 still exists; committed in the batch after the delete.
+        doomed = asyncio.ensure_future(upload(client, b"doomed", name="~/doomed.js", version="1.0"))
+        await asyncio.sleep(0.3)
+        deleted = asyncio.ensure_future(client.delete(f"{ORG}/releases/1.0/", headers=bearer()))
+        await asyncio.sleep(0.3)
+        survivor = asyncio.ensure_future(upload(client, b"survivor", name="~/survivor.js", version="2.0"))
+        await asyncio.sleep(0.3)
+        gate.set()
+        assert (await first).status == 201
+        assert (await deleted).status == 204
+        await assert_api_error(await doomed, 404, {"detail": "The requested resource does not exist"})
+        assert (await survivor).status == 201
+        listed = await (await client.get(files_url("2.0"), headers=bearer())).json()
+        assert sorted(f["name"] for f in listed) == ["~/first.js", "~/survivor.js"]
+        assert {p.name for p in blob_files(config)} == {sha1(b"first"), sha1(b"survivor")}
 
 
 class TestIndex:

@@ -17,7 +17,7 @@ from relserver.config import Config
 from relserver.keys import blobstore_key, store_key
 from relserver.models import StoredBlob
 from relserver.sentry import release_file_ident
-from relserver.store import MIGRATIONS, Store, release_files_page_sql
+from relserver.store import MIGRATIONS, ReleaseGone, Store, release_files_page_sql, utcnow
 
 from .conftest import ADMIN_TOKEN, ClientFactory, blob_files, create_release, sha1, temp_files, upload
 
@@ -156,6 +156,54 @@ async def test_a_failed_blob_write_fails_only_its_own_upload_in_a_group_commit(
     assert await store.count_release_files() == 11
     assert sha1(b"bad") not in {p.name for p in blob_files(config)}
     assert temp_files(config) == []
+
+
+class TestWritesUnderADeletedRelease:
+    """Callers look a release up before they take the write lock, so a delete can come in
+    between: every write under a release id checks, inside its transaction, that it is still
+    there (Sentry's answer is then the 404 of a missing release)."""
+
+    @pytest.fixture
+    async def gone(self, store: Store) -> int:
+        org = await store.ensure_organization("acme")
+        release, _ = await store.create_release(org.id, "gone", [])
+
+        async def unlink(sha1s: list[str]) -> None:
+            pass
+
+        await store.delete_release(release.id, unlink)
+        return release.id
+
+    async def test_update_raises_release_gone(self, store: Store, gone: int) -> None:
+        with pytest.raises(ReleaseGone):
+            await store.update_release(gone, ref="abc")
+
+    async def test_a_deploy_raises_release_gone(self, store: Store, gone: int) -> None:
+        with pytest.raises(ReleaseGone):
+            await store.add_deploy(
+                gone, environment="prod", name=None, url=None, date_started=None, date_finished=utcnow()
+            )
+        assert await store.list_deploys(gone, offset=0, limit=10) == []
+
+    async def test_a_release_bundle_raises_release_gone_before_committing_blobs(self, store: Store, gone: int) -> None:
+        committed: list[bool] = []
+
+        async def commit() -> None:
+            committed.append(True)
+
+        async def unlink(sha1s: list[str]) -> None:
+            pass
+
+        with pytest.raises(ReleaseGone):
+            await store.upsert_release_files(
+                organization_id=1,
+                release_id=gone,
+                dist=None,
+                files=[("~/a.js", release_file_ident("~/a.js", None), {}, StoredBlob(sha1(b"a"), 1))],
+                commit_blobs=commit,
+                unlink_blobs=unlink,
+            )
+        assert committed == []
 
 
 class TestBootstrapToken:

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from .. import sentry
 from ..auth import ORGANIZATION_READ_SCOPES, RELEASE_SCOPES
-from ..errors import BadRequest
+from ..errors import BadRequest, NotFound
+from ..store import ReleaseGone
 from .common import (
     backend,
     json_response,
@@ -49,14 +50,17 @@ async def create_deploy(request: web.Request) -> web.Response:
     url = data.get("url") if isinstance(data.get("url"), str) else None
     if errors or environment is None:
         raise BadRequest(errors)
-    deploy = await backend(request).store.add_deploy(
-        release.id,
-        environment=environment,
-        name=name or None,
-        url=url or None,
-        date_started=started,
-        date_finished=finished or datetime.now(UTC),
-    )
+    try:
+        deploy = await backend(request).store.add_deploy(
+            release.id,
+            environment=environment,
+            name=name or None,
+            url=url or None,
+            date_started=started,
+            date_finished=finished or datetime.now(UTC),
+        )
+    except ReleaseGone:
+        raise NotFound() from None  # deleted since the lookup above
     return json_response(sentry.deploy_json(deploy), status=201)
 
 
