@@ -26,7 +26,17 @@ from relserver.config import Config, KiB, MiB
 from relserver.keys import store_key
 
 from .bundle_helpers import make_bundle, upload_bundle
-from .conftest import Client, ClientFactory, bearer, blob_files, create_release, mint_token, temp_files, upload
+from .conftest import (
+    Client,
+    ClientFactory,
+    bearer,
+    blob_files,
+    create_release,
+    mint_token,
+    sha1,
+    temp_files,
+    upload,
+)
 from .server_process import running_server
 
 TOKEN = "reliability-token"
@@ -51,6 +61,17 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
+def _fill(path: Path) -> None:
+    """Write zeros until the disk refuses."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+
+
 async def test_a_full_disk_answers_507_stores_nothing_and_recovers(
     small_disk: Path, make_client: ClientFactory, config: Config
 ) -> None:
@@ -70,9 +91,20 @@ async def test_a_full_disk_answers_507_stores_nothing_and_recovers(
     store = client.app[store_key]
     assert await store.count_release_files() == 1
 
+    # A small file is kept in memory and meets the full disk only in the group commit.
+    _fill(small_disk / "filler-rest")
+    small = os.urandom(4 * KiB)
+    resp = await upload(client, small, name="~/small.js")
+    assert resp.status == 507
+    assert temp_files(disk_config) == []
+    assert sha1(small) not in {p.name for p in blob_files(disk_config)}
+    assert await store.count_release_files() == 1
+
     filler.unlink()
+    (small_disk / "filler-rest").unlink()
     assert (await upload(client, os.urandom(512 * KiB), name="~/big.js")).status == 201
-    assert await store.count_release_files() == 2
+    assert (await upload(client, small, name="~/small.js")).status == 201
+    assert await store.count_release_files() == 3
     assert await store.integrity_check() == "ok"
 
 
