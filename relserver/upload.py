@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import html
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -319,13 +319,15 @@ async def _receive_file(
 ) -> SpooledContent | MemoryContent:
     """Small parts (up to one write batch) stay in memory; larger ones stream to a temp file."""
     limit = limits.max_file_size
-    head = bytearray()
-    while len(head) < limits.write_batch_size:
+    head: list[bytes] = []
+    size = 0
+    while size < limits.write_batch_size:
         chunk = await part.read_chunk(READ_CHUNK_SIZE)
         if not chunk:
-            return MemoryContent(bytes(head))
-        head += chunk
-        if len(head) > limit:
+            return MemoryContent(b"".join(head))
+        head.append(chunk)
+        size += len(chunk)
+        if size > limit:
             raise _file_too_large(limit)
     sink = LazySink(blobstore.new_temp)
     blob = await stream_part(
@@ -334,7 +336,7 @@ async def _receive_file(
         max_size=limit,
         too_large=lambda: _file_too_large(limit),
         batch_size=limits.write_batch_size,
-        head=bytes(head),
+        head=head,
     )
     return SpooledContent(sink.target, blob)
 
@@ -346,7 +348,7 @@ async def stream_part(
     max_size: int,
     too_large: Callable[[], Exception],
     batch_size: int,
-    head: bytes = b"",
+    head: Sequence[bytes] = (),
 ) -> StoredBlob:
     """Socket → batches → sink (hash + write, in a thread) → fsync'd temp file.
 
@@ -359,8 +361,8 @@ async def stream_part(
     pending: asyncio.Future[None] | None = None
     try:
         # A batch is a list of the pieces as read: handed over without joining (no copy).
-        batch: list[bytes] = [head] if head else []
-        batched = size = len(head)
+        batch = list(head)
+        batched = size = sum(map(len, batch))
         while True:
             if batched >= batch_size:
                 if pending is not None:
