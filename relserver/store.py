@@ -806,9 +806,7 @@ class Store:
         outcome: list[tuple[_PendingFile, ReleaseFile | Exception]] = []
         async with self._write() as w:
             # A release deleted since the caller looked it up takes its uploads with it.
-            release_ids = list({item.release_id for item in batch})
-            rows = await _all(w, f"SELECT id FROM releases WHERE id IN ({_marks(release_ids)})", release_ids)  # noqa: S608
-            live = {r[0] for r in rows}
+            live = await _existing_releases(w, {item.release_id for item in batch})
             outcome.extend((item, ReleaseGone(item.release_id)) for item in batch if item.release_id not in live)
             batch = [item for item in batch if item.release_id in live]
             taken: set[tuple[int, str]] = set()
@@ -1624,10 +1622,16 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
+async def _existing_releases(w: aiosqlite.Connection, release_ids: Iterable[int]) -> set[int]:
+    """Inside a write transaction: which of these releases still exist (callers looked them
+    up before taking the lock, and a delete may have run in between)."""
+    ids = list(release_ids)
+    rows = await _all(w, f"SELECT id FROM releases WHERE id IN ({_marks(ids)})", ids)  # noqa: S608
+    return {r[0] for r in rows}
+
+
 async def _require_release(w: aiosqlite.Connection, release_id: int) -> None:
-    """Inside a write transaction: the release still exists (callers looked it up before
-    taking the lock, and a delete may have run in between)."""
-    if await _one(w, "SELECT 1 FROM releases WHERE id = ?", (release_id,)) is None:
+    if not await _existing_releases(w, [release_id]):
         raise ReleaseGone(release_id)
 
 
