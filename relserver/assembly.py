@@ -20,7 +20,7 @@ from .bundles import BundleError, BundleLimits
 from .chunks import chunk_error
 from .errors import BadRequest, is_disk_full
 from .models import Organization, Project, Release, StoredBlob
-from .service import Backend, blob_unlinker, resolve_release_projects
+from .service import Backend, blob_unlinker, provision
 from .store import ReleaseGone
 
 log = logging.getLogger(__name__)
@@ -235,13 +235,18 @@ def _cached(state: str, detail: str | None) -> dict[str, Any]:
     return {"state": state, "detail": detail, "missingChunks": []}
 
 
-async def assemble_artifact_bundle(assembler: Assembler, org: Organization, data: dict[str, Any]) -> dict[str, Any]:
-    """POST /organizations/{org}/artifactbundle/assemble/ after schema validation (newest order)."""
+async def assemble_artifact_bundle(
+    assembler: Assembler, found: Organization | None, org_ref: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """POST /organizations/{org}/artifactbundle/assemble/ after schema validation (newest order).
+
+    `found` is None for an organization this request creates on first use, with its projects.
+    """
     backend = assembler.backend
     refs: list[str] = data["projects"]
     if not refs:
         raise chunk_error("You need to specify at least one project")
-    projects = await resolve_bundle_projects(backend, org, refs)
+    org, projects = await resolve_bundle_projects(backend, found, org_ref, refs)
     checksum: str = data["checksum"]
     chunks: list[str] = data["chunks"]
     # The question 3.x and 2.x with artifact_bundles_v2 ask first: exactly the chunks the org lacks.
@@ -284,12 +289,16 @@ async def assemble_release_bundle(
     return {"state": "created", "missingChunks": []}
 
 
-async def resolve_bundle_projects(backend: Backend, org: Organization, refs: list[str]) -> list[Project]:
+async def resolve_bundle_projects(
+    backend: Backend, found: Organization | None, org_ref: str, refs: list[str]
+) -> tuple[Organization, list[Project]]:
     """Every entry must name a project of the org (ids or slugs); duplicates count as invalid."""
+    if len(set(refs)) != len(refs):
+        raise chunk_error("One or more projects are invalid")
     try:
-        projects = await resolve_release_projects(backend, org, refs)
+        org, projects = await provision(backend, found, org_ref, refs)
     except BadRequest:
         raise chunk_error("One or more projects are invalid") from None
     if len({p.id for p in projects}) != len(refs):
         raise chunk_error("One or more projects are invalid")
-    return projects
+    return org, projects

@@ -66,6 +66,9 @@ NOT_PROVIDED = "Authentication credentials were not provided."
 NO_CREDENTIALS = "Invalid token header. No credentials provided."
 HAS_SPACES = "Invalid token header. Token string should not contain spaces."
 INVALID_TOKEN = "Invalid token"
+# DRF's TokenAuthentication words a token whose bytes are not UTF-8 so; Sentry's own
+# authenticator would fail decoding it with a 500.
+INVALID_CHARACTERS = "Invalid token header. Token string should not contain invalid characters."
 INVALID_ORG_TOKEN = "Invalid org token"
 
 # Every 401 carries this; `xBasic` keeps browsers from popping a login box (api/authentication.py).

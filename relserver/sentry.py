@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -105,6 +106,65 @@ def is_valid_version(version: str) -> bool:
     return stripped not in ("", ".", "..") and stripped.lower() != "latest"
 
 
+# DRF CharField's default validators (rest_framework/fields.py ProhibitNullCharactersValidator,
+# ProhibitSurrogateCharactersValidator); Sentry's serializers inherit them.
+FIELD_NULL_CHARACTERS = "Null characters are not allowed."
+
+
+def surrogate_error(code_point: int) -> str:
+    """DRF's message for a lone surrogate in a string field."""
+    return f"Surrogate characters are not allowed: U+{code_point:X}."
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def first_surrogate(value: Any) -> int | None:
+    """The first lone surrogate in a parsed JSON value (strings at any depth, keys too), or None.
+
+    `json.loads` turns `"\\ud800"` into a lone surrogate, which no database can store and no
+    response can encode; DRF's string fields refuse them, so relserver refuses them in any field.
+    """
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        return ord(found.group()) if found else None
+    if isinstance(value, dict):
+        items: Iterable[Any] = (part for pair in value.items() for part in pair)
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        code_point = first_surrogate(item)
+        if code_point is not None:
+            return code_point
+    return None
+
+
+def reject_surrogates(data: Any) -> None:
+    """A DRF field error for every top-level field holding a lone surrogate (keys included)."""
+    if not isinstance(data, dict):
+        code_point = first_surrogate(data)
+        if code_point is not None:
+            raise BadRequest({"non_field_errors": [surrogate_error(code_point)]})
+        return
+    errors: dict[str, list[str]] = {}
+    for key, value in data.items():
+        code_point = first_surrogate(value)
+        if code_point is None:
+            continue
+        # A key that is itself undecodable cannot be named in the answer; DRF would ignore it
+        # as an unknown field, but it cannot be stored either.
+        field = key if first_surrogate(key) is None else "non_field_errors"
+        errors[field] = [surrogate_error(code_point)]
+    for key in data:
+        code_point = first_surrogate(key)
+        if code_point is not None:
+            errors.setdefault("non_field_errors", [surrogate_error(code_point)])
+    if errors:
+        raise BadRequest(errors)
+
+
 def string_field(
     data: dict[str, Any],
     key: str,
@@ -131,6 +191,27 @@ def string_field(
         return None
     if max_length is not None and len(value) > max_length:
         errors[key] = [f"Ensure this field has no more than {max_length} characters."]
+        return None
+    if "\x00" in value:
+        errors[key] = [FIELD_NULL_CHARACTERS]
+        return None
+    return value
+
+
+def optional_string_field(
+    data: dict[str, Any], key: str, errors: dict[str, list[str]], *, max_length: int | None = None
+) -> str | None:
+    """DRF CharField(required=False, allow_blank=True, allow_null=True): absent, null and "" are None."""
+    if data.get(key) in (None, ""):
+        return None
+    return string_field(data, key, errors, max_length=max_length)
+
+
+def url_field(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> str | None:
+    """DRF URLField(required=False, allow_blank=True, allow_null=True)."""
+    value = optional_string_field(data, key, errors)
+    if value is not None and not is_valid_url(value):
+        errors[key] = [INVALID_URL]
         return None
     return value
 
@@ -167,6 +248,10 @@ DATETIME_FORMAT_ERROR = (
 )
 
 
+# DRF DateTimeField's 'overflow' message.
+DATETIME_OUT_OF_RANGE = "Datetime value out of range."
+
+
 def datetime_field(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> datetime | None:
     """An optional DRF DateTimeField; naive values are UTC (Sentry's TIME_ZONE)."""
     value = data.get(key)
@@ -177,7 +262,14 @@ def datetime_field(data: dict[str, Any], key: str, errors: dict[str, list[str]])
     except ValueError:
         errors[key] = [DATETIME_FORMAT_ERROR]
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        # Stored and shown in UTC; 9999-12-31T23:59:59-14:00 has no UTC twin in Python's range.
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        errors[key] = [DATETIME_OUT_OF_RANGE]
+        return None
 
 
 def validate_version_field(data: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
@@ -306,6 +398,70 @@ def release_json(view: ReleaseView) -> dict[str, Any]:
     }
 
 
+# --- text from the wire ---------------------------------------------------------------------
+
+
+def header_text(value: str) -> str:
+    """A header value as Django reads it: bytes as latin-1 (WSGI's rule, PEP 3333).
+
+    aiohttp decodes header bytes as UTF-8 and keeps undecodable ones as lone surrogates,
+    which no database stores and no response encodes; those values are read as latin-1.
+    """
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("latin-1")
+    return value
+
+
+def has_undecodable_bytes(value: str) -> bool:
+    """True for a header value that held bytes which are not UTF-8 (see `header_text`)."""
+    return not value.isascii() and header_text(value) != value
+
+
+def without_surrogates(text: str) -> str:
+    """Text decoded from a client's bytes, with any lone surrogate (utf-7 and the escape codecs
+    make them) replaced by U+FFFD, as a strict decoder with errors="replace" would."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+# --- hosts and URLs -------------------------------------------------------------------------
+
+# Django's host_validation_re (http/request.py): a name or a bracketed IPv6 address, then a port.
+_HOST = re.compile(r"(?i)([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(:[0-9]+)?")
+INVALID_HOST = "Invalid HTTP_HOST header."
+
+
+def is_valid_host(host: str) -> bool:
+    return _HOST.fullmatch(host) is not None
+
+
+# Django's URLValidator (core/validators.py), which DRF's URLField runs: a scheme of http(s) or
+# ftp(s), an optional user:password@, a host that is a dotted name with a TLD, `localhost`, an
+# IPv4 or a bracketed IPv6 address, an optional port, then no whitespace; 2048 characters at most.
+_URL_SCHEMES = ("http", "https", "ftp", "ftps")
+MAX_URL_LENGTH = 2048
+_LABEL = r"[a-z0-9\u00a1-\uffff](?:[a-z0-9\u00a1-\uffff-]{0,61}[a-z0-9\u00a1-\uffff])?"
+_TLD = r"\.(?!-)(?:[a-z\u00a1-\uffff-]{2,63}|xn--[a-z0-9]{1,59})(?<!-)\.?"
+_IPV4 = (
+    r"(?:0|25[0-5]|2[0-4][0-9]|1[0-9]?[0-9]?|[1-9][0-9]?)(?:\.(?:0|25[0-5]|2[0-4][0-9]|1[0-9]?[0-9]?|[1-9][0-9]?)){3}"
+)
+_URL = re.compile(
+    rf"(?i)[a-z0-9.+-]*://(?:[^\s:@/]+(?::[^\s:@/]*)?@)?"
+    rf"(?:{_IPV4}|\[[0-9a-f:.]+\]|{_LABEL}(?:\.{_LABEL})*{_TLD}|localhost)"
+    rf"(?::[0-9]{{1,5}})?(?:[/?#][^\s]*)?"
+)
+INVALID_URL = "Enter a valid URL."
+
+
+def is_valid_url(value: str) -> bool:
+    if len(value) > MAX_URL_LENGTH or value.split("://", 1)[0].lower() not in _URL_SCHEMES:
+        return False
+    return _URL.fullmatch(value) is not None
+
+
 # --- slugs ----------------------------------------------------------------------------------
 
 # slug/patterns.py: ORG_SLUG_PATTERN and MIXED_SLUG_PATTERN; db/models/fields/slug.py: 50 chars.
@@ -320,6 +476,23 @@ def is_valid_org_slug(slug: str) -> bool:
 
 def is_valid_project_slug(slug: str) -> bool:
     return len(slug) <= MAX_SLUG_LENGTH and _PROJECT_SLUG.fullmatch(slug) is not None
+
+
+# --- project filters (api/bases/organization.py) --------------------------------------------
+
+# `project=-1` asks for every project the caller may see (ALL_ACCESS_PROJECTS).
+ALL_ACCESS_PROJECTS = frozenset({-1})
+INVALID_PROJECT_PARAMETER = "Invalid project parameter. Values must be numbers."
+
+
+def parse_project_ids(values: Iterable[str]) -> set[int]:
+    """The repeated `project` query parameter (get_requested_project_ids_unchecked)."""
+    try:
+        ids = {int(v) for v in values}
+    except ValueError:
+        raise BadRequest(INVALID_PROJECT_PARAMETER) from None
+    # An id no database key can hold names no project; kept out of the query, still refused.
+    return {i if abs(i) <= MAX_DATABASE_ID else 0 for i in ids}
 
 
 # --- pagination (api/paginator.py ChainPaginator, utils/cursors.py, api/base.py) ------------
@@ -361,7 +534,14 @@ def parse_per_page(raw: str | None) -> int:
     return per_page
 
 
+# The largest row offset a cursor may name: SQL's 64-bit OFFSET. Sentry parses cursors into
+# Python numbers of any size (utils/cursors.py) and fails later; relserver says why up front.
+MAX_CURSOR_OFFSET = 2**63 - 1
+INVALID_CURSOR = "Invalid cursor parameter."
+
+
 def parse_cursor(raw: str | None) -> Cursor | None:
+    """`value:offset:is_prev` (utils/cursors.py Cursor.from_string); numbers past 64 bits are invalid."""
     if not raw:
         return None
     parts = raw.split(":")
@@ -369,9 +549,13 @@ def parse_cursor(raw: str | None) -> Cursor | None:
         if len(parts) != 3:
             raise ValueError(raw)
         value: int | float = float(parts[0]) if "." in parts[0] else int(parts[0])
-        return Cursor(value=value, offset=int(parts[1]), is_prev=bool(int(parts[2])))
+        cursor = Cursor(value=value, offset=int(parts[1]), is_prev=bool(int(parts[2])))
     except ValueError:
-        raise BadRequest("Invalid cursor parameter.") from None
+        raise BadRequest(INVALID_CURSOR) from None
+    row_offset = cursor.value * cursor.offset
+    if not math.isfinite(row_offset) or abs(row_offset) > MAX_CURSOR_OFFSET or abs(cursor.offset) > MAX_CURSOR_OFFSET:
+        raise BadRequest(INVALID_CURSOR)
+    return cursor
 
 
 def offset_page(per_page: str | None, cursor: str | None, *, max_offset: int | None = None) -> Page:
@@ -417,12 +601,28 @@ def encode_archive_entry_id(dist: str | None, url: str) -> str:
     return base64.urlsafe_b64encode(f"{dist or ''}_{url}".encode()).decode("ascii")
 
 
+# Row ids are SQL's signed 64-bit integers (Sentry's BoundedBigAutoField has the same bound).
+MAX_DATABASE_ID = 2**63 - 1
+
+
+def parse_database_id(raw: str) -> int | None:
+    """A row id as Django's int() reads it, or None when it cannot name a row (too large)."""
+    try:
+        number = int(raw)
+    except ValueError:
+        return None
+    return number if abs(number) <= MAX_DATABASE_ID else None
+
+
 def decode_file_id(raw: str) -> int | ArchiveEntryId | None:
     """Integer ids first, then base64 archive ids; None when neither decodes (a 404)."""
     try:
-        return int(raw)
+        int(raw)
     except ValueError:
         pass
+    else:
+        # An integer id is never read as base64; one too large for a key names nothing.
+        return parse_database_id(raw)
     try:
         decoded = base64.urlsafe_b64decode(raw.encode("ascii")).decode("utf-8")
     except (ValueError, UnicodeError):
@@ -509,6 +709,12 @@ def validate_assemble_body(raw: bytes, schema: dict[str, Any], field_errors: dic
         else:
             message = str(error.message).splitlines()[0]
         raise BadRequest({"error": message})
+    for key, value in data.items():
+        code_point = first_surrogate(value)
+        if code_point is not None:
+            # The schema lets lone surrogates through; no database could store them.
+            known = field_errors.get(key) if field_errors else None
+            raise BadRequest({"error": known or surrogate_error(code_point)})
     return data
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from .auth import check_organization
 from .blobstore import BlobStore, TempBlob
 from .chunks import ReceivedChunk, check_checksums
 from .config import Config
-from .errors import BadRequest, Conflict, NotFound
+from .errors import BadRequest, Conflict, NotFound, PermissionDenied
 from .models import BundleFile, Organization, Project, Release, ReleaseFile, ReleaseView, StoredBlob, Token
 from .store import DuplicateReleaseFile, ReleaseGone, Store, UnlinkBlobs
 from .upload import UploadForm
@@ -39,18 +40,60 @@ class Backend:
     blobstore: BlobStore
 
 
-async def resolve_organization(backend: Backend, token: Token, ref: str) -> Organization:
-    """The organization named in the path: 403 for a token bound elsewhere, 404 if unknown."""
+async def find_organization(
+    backend: Backend, token: Token, ref: str, *, creatable: bool = False
+) -> Organization | None:
+    """The organization named in the path: 403 for a token bound elsewhere, 404 if unknown.
+
+    None when it does not exist yet but the request may create it on first use (DESIGN D3):
+    only requests that create something pass `creatable`, and they create it (`provision`)
+    once everything else about them has been checked, so a GET or a failed request never
+    leaves an organization behind.
+    """
     org = await backend.store.get_organization(ref)
     if org is not None:
         check_organization(token, org.slug)
         return org
     check_organization(token, ref)
-    if backend.config.auto_create and sentry.is_valid_org_slug(ref):
-        org = await backend.store.ensure_organization(ref)
-        log.info("created organization %r on first use", org.slug)
-        return org
+    if creatable and backend.config.auto_create and sentry.is_valid_org_slug(ref):
+        return None
     raise NotFound()
+
+
+async def resolve_organization(backend: Backend, token: Token, ref: str) -> Organization:
+    """An organization that must exist already (every request that creates nothing)."""
+    org = await find_organization(backend, token, ref)
+    assert org is not None
+    return org
+
+
+async def find_project(
+    backend: Backend, org: Organization | None, ref: str, *, creatable: bool = False
+) -> Project | None:
+    """The project named in the path, 404 if unknown; None when a creating request may create it."""
+    project = await backend.store.get_project(org.id, ref) if org is not None else None
+    if project is not None:
+        return project
+    if creatable and backend.config.auto_create and sentry.is_valid_project_slug(ref):
+        return None
+    raise NotFound()
+
+
+async def provision(
+    backend: Backend, org: Organization | None, org_ref: str, project_refs: Sequence[str] = ()
+) -> tuple[Organization, list[Project]]:
+    """Create on first use what a request that has passed every check names (DESIGN D3).
+
+    The organization is created only when every project named is one it could hold, so an
+    invalid `projects` entry leaves nothing behind.
+    """
+    if org is None:
+        if not all(sentry.is_valid_project_slug(ref) for ref in project_refs):
+            raise BadRequest({"projects": [INVALID_PROJECTS]})
+        org = await backend.store.ensure_organization(org_ref)
+        log.info("created organization %r on first use", org.slug)
+    projects = await resolve_release_projects(backend, org, list(project_refs)) if project_refs else []
+    return org, projects
 
 
 async def find_release_scope(
@@ -68,14 +111,9 @@ async def find_release_scope(
 
 
 async def resolve_project(backend: Backend, org: Organization, ref: str) -> Project:
-    project = await backend.store.get_project(org.id, ref)
-    if project is not None:
-        return project
-    if backend.config.auto_create and sentry.is_valid_project_slug(ref):
-        (project,) = await backend.store.ensure_projects(org.id, [ref])
-        log.info("created project %r in %r on first use", project.slug, org.slug)
-        return project
-    raise NotFound()
+    project = await find_project(backend, org, ref)
+    assert project is not None
+    return project
 
 
 async def resolve_release_projects(backend: Backend, org: Organization, refs: list[str]) -> list[Project]:
@@ -336,10 +374,21 @@ async def delete_all_release_files(backend: Backend, org: Organization, project:
     linked = release is not None and (project is None or await backend.store.is_release_linked(release.id, project.id))
     if release is None or not linked:
         raise NotFound("The provided release does not exist")
-    await backend.store.delete_release_files(release.id, blob_unlinker(backend))
+    await backend.store.delete_release_files(release, blob_unlinker(backend))
 
 
 # --- releases -------------------------------------------------------------------------------
+
+
+async def requested_projects(backend: Backend, org: Organization, project_ids: set[int]) -> list[int]:
+    """The `project` ids of an organization list, checked as OrganizationEndpoint.get_projects does:
+    every requested id must be a project of the organization (else 403); -1 alone means all."""
+    if not project_ids or project_ids == sentry.ALL_ACCESS_PROJECTS:
+        return []
+    known = {p.id for p in await backend.store.list_projects(org.id)}
+    if not project_ids <= known:
+        raise PermissionDenied()
+    return sorted(project_ids)
 
 
 async def list_releases(
@@ -350,10 +399,12 @@ async def list_releases(
     project: Project | None,
     query: str | None,
     status: str,
+    in_projects: list[int] | None = None,
 ) -> tuple[list[ReleaseView], bool]:
     releases = await backend.store.list_releases(
         org.id,
         project_id=project.id if project else None,
+        in_projects=in_projects or (),
         query=query,
         status=status,
         offset=page.offset,
@@ -387,12 +438,14 @@ async def delete_release(backend: Backend, release: Release) -> None:
 # --- chunk upload ---------------------------------------------------------------------------
 
 
-async def store_chunks(backend: Backend, org: Organization, chunks: list[ReceivedChunk]) -> None:
-    """Check every checksum, then commit the chunks as blobs the organization owns."""
+async def store_chunks(backend: Backend, org: Organization | None, org_ref: str, chunks: list[ReceivedChunk]) -> None:
+    """Check every checksum, then commit the chunks as blobs the organization owns (creating
+    it on first use only now that the chunks are known to be good)."""
     try:
         check_checksums(chunks)
         if not chunks:
             return
+        org, _ = await provision(backend, org, org_ref)
         pairs = [(c.temp, c.blob) for c in chunks]
 
         async def commit() -> None:

@@ -669,12 +669,16 @@ class Store:
         organization_id: int,
         *,
         project_id: int | None = None,
+        in_projects: Sequence[int] = (),
         query: str | None = None,
         status: str | None = None,
         offset: int = 0,
         limit: int = 100,
     ) -> list[Release]:
-        """Newest first: by creation (organization list) or by release date (project list)."""
+        """Newest first: by creation (organization list) or by release date (project list).
+
+        `in_projects` keeps the organization list's order and only releases of those projects.
+        """
         where = ["r.organization_id = ?"]
         params: list[Any] = [organization_id]
         order = "r.date_created DESC, r.id DESC"
@@ -682,6 +686,11 @@ class Store:
             where.append("r.id IN (SELECT release_id FROM release_projects WHERE project_id = ?)")
             params.append(project_id)
             order = "COALESCE(r.date_released, r.date_created) DESC, r.id DESC"
+        if in_projects:
+            where.append(
+                f"r.id IN (SELECT release_id FROM release_projects WHERE project_id IN ({_marks(in_projects)}))"  # noqa: S608
+            )
+            params += in_projects
         if query:
             where.append("r.version LIKE ? ESCAPE '\\'")
             params.append("%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
@@ -956,9 +965,41 @@ class Store:
         deleted = await self._delete_files_where("release_id = ? AND id = ?", (release_id, file_id), unlink_blobs)
         return deleted > 0
 
-    async def delete_release_files(self, release_id: int, unlink_blobs: UnlinkBlobs) -> int:
-        """Every file of a release (sentry-cli's `delete --all`)."""
-        return await self._delete_files_where("release_id = ?", (release_id,), unlink_blobs)
+    async def delete_release_files(self, release: Release, unlink_blobs: UnlinkBlobs) -> int:
+        """Every file the release lists (sentry-cli's `delete --all`): its own files and the
+        artifact bundles tied to it, whose members its list shows as archive entries (DESIGN D1).
+
+        One transaction; the bundles go whole, so their own listing never shows an emptied
+        bundle. Blob files are unlinked after the commit, still under the lock.
+        """
+        async with self._lock:
+            async with self._transaction() as w:
+                bundles = await _all(
+                    w,
+                    "SELECT id, checksum FROM artifact_bundles WHERE organization_id = ? AND release = ?",
+                    (release.organization_id, release.version),
+                )
+                bundle_pks = [row[0] for row in bundles]
+                candidates = {
+                    row[0]
+                    for row in await _all(
+                        w, "SELECT DISTINCT blob_sha1 FROM release_files WHERE release_id = ?", (release.id,)
+                    )
+                }
+                candidates |= {row[1] for row in bundles}
+                if bundle_pks:
+                    marks = _marks(bundle_pks)
+                    members = (
+                        f"SELECT DISTINCT blob_sha1 FROM artifact_bundle_files WHERE artifact_bundle_id IN ({marks})"  # noqa: S608
+                    )
+                    candidates |= {row[0] for row in await _all(w, members, bundle_pks)}
+                cur = await w.execute("DELETE FROM release_files WHERE release_id = ?", (release.id,))
+                deleted = cur.rowcount
+                await w.executemany("DELETE FROM artifact_bundles WHERE id = ?", [(pk,) for pk in bundle_pks])
+                freed = await _free_blobs(w, sorted(candidates))
+            if freed:
+                await unlink_blobs(freed)
+        return deleted
 
     # --- chunks and assembly ----------------------------------------------------------------
 

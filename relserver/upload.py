@@ -21,6 +21,7 @@ from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict
 
+from . import sentry
 from .blobstore import BlobStore, TempBlob
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .models import StoredBlob
@@ -129,7 +130,7 @@ def sanitize_file_name(filename: str) -> str | None:
 
 def bare_content_type(value: str | None) -> str:
     """The MIME type without parameters, lower-cased, as Django hands it to Sentry."""
-    return (value or "").split(";", 1)[0].strip().lower()
+    return sentry.header_text(value or "").split(";", 1)[0].strip().lower()
 
 
 async def receive_upload(request: web.Request, blobstore: BlobStore, limits: UploadLimits) -> UploadForm:
@@ -141,7 +142,7 @@ async def receive_upload(request: web.Request, blobstore: BlobStore, limits: Upl
     if media_type in _FORM_TYPES:
         return form
     if media_type != "multipart/form-data":
-        raise UnsupportedMediaType(request.headers.get(hdrs.CONTENT_TYPE, ""))
+        raise UnsupportedMediaType(sentry.header_text(request.headers.get(hdrs.CONTENT_TYPE, "")))
     reader = await open_multipart(request)
     try:
         await _read_parts(reader, form, blobstore, limits)
@@ -263,7 +264,7 @@ async def _read_field(part: BodyPartReader, name: str | None, limit: int) -> str
             raise PayloadTooLarge(f"Form field {name!r} too large: the limit is {limit} bytes")
     charset = part.get_charset(default="utf-8")
     try:
-        return data.decode(charset, errors="replace")
+        return sentry.without_surrogates(data.decode(charset, errors="replace"))
     except LookupError:
         return data.decode("utf-8", errors="replace")
 

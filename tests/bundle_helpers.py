@@ -98,6 +98,7 @@ async def upload_bundle(
     version: str | None = None,
     dist: str | None = None,
     chunk_size: int = 1024,
+    org: str = "acme",
 ) -> dict[str, Any]:
     """What sentry-cli 3.x does: ask, upload the missing chunks, assemble, then wait."""
     from relserver.keys import assembler_key
@@ -108,11 +109,11 @@ async def upload_bundle(
         body["version"] = version
     if dist is not None:
         body["dist"] = dist
-    first = await assemble(client, body)
+    first = await assemble(client, body, org=org)
     missing = set(first["missingChunks"])
     if missing:
-        await upload_chunks(client, [c for c in chunks if sha1(c) in missing])
-    await assemble(client, body)
+        await upload_chunks(client, [c for c in chunks if sha1(c) in missing], org=org)
+    await assemble(client, body, org=org)
     await client.app[assembler_key].wait_idle()
-    result: dict[str, Any] = await assemble(client, body)
+    result: dict[str, Any] = await assemble(client, body, org=org)
     return result

@@ -144,6 +144,7 @@ class TestBundleFiles:
         )
 
     async def test_unknown_bundle(self, client: Client) -> None:
+        await create_release(client, "1.0")
         resp = await client.get(f"{PROJECT}/artifact-bundles/nope/files/", headers=bearer())
         await assert_api_error(
             resp, 400, {"error": "The artifact bundle with nope is not bound to this project or doesn't exist"}
@@ -178,6 +179,7 @@ class TestArtifactLookup:
         assert await resp.read() == b"legacy"
 
     async def test_nothing_found_and_bad_download_ids(self, client: Client) -> None:
+        await create_release(client, "1.0")
         assert await get_json(client, f"{PROJECT}/artifact-lookup/?debug_id={DEBUG_ID}") == []
         resp = await client.get(f"{PROJECT}/artifact-lookup/?download=nonsense", headers=bearer())
         assert (resp.status, await resp.read()) == (404, b"")
@@ -196,6 +198,7 @@ class TestOrganizationAndDeploys:
 
         raw = auth.new_org_token(url="http://x", org="acme")
         await mint_token(client, scopes=auth.ORG_TOKEN_SCOPES, organization="acme", token=raw)
+        await create_release(client, "1.0")
         assert (await get_json(client, "/api/0/organizations/acme/", token=raw))["slug"] == "acme"
 
     async def test_deploys(self, client: Client) -> None:

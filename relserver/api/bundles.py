@@ -184,12 +184,13 @@ async def _lookup_download(
     if not may_download(request[token_key], organization_scope=False):
         raise PermissionDenied(None)
     kind, _, raw_pk = target.partition("/")
-    if not raw_pk.isdigit():
+    pk = sentry.parse_database_id(raw_pk) if raw_pk.isascii() and raw_pk.isdigit() else None
+    if pk is None:
         raise NotFound(None)
     store = backend(request).store
     blobstore = request.app[blobstore_key]
     if kind == "artifact_bundle":
-        bundle = await store.get_artifact_bundle_by_pk(org.id, project.id, int(raw_pk))
+        bundle = await store.get_artifact_bundle_by_pk(org.id, project.id, pk)
         if bundle is None:
             raise NotFound(None)
         size = (await store.chunk_sizes([bundle.checksum]))[bundle.checksum]
@@ -201,7 +202,7 @@ async def _lookup_download(
             disposition=sentry.content_disposition(f"artifact_bundle_{bundle.bundle_id}.zip"),
         )
     if kind == "release_file":
-        release_file = await store.get_release_file_in_project(project.id, int(raw_pk))
+        release_file = await store.get_release_file_in_project(project.id, pk)
         if release_file is None:
             raise NotFound(None)
         return BlobResponse(

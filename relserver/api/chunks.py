@@ -11,7 +11,7 @@ from ..auth import RELEASE_SCOPES
 from ..chunks import ChunkLimits, receive_chunks
 from ..errors import NotFound
 from ..keys import assembler_key, blobstore_key, config_key
-from .common import backend, json_response, organization, public_origin, release_in_scope, requires
+from .common import backend, creatable_organization, json_response, public_origin, release_in_scope, requires
 
 # What the chunk-upload GET advertises per --upload-mode (DESIGN D5). `release_files` goes with
 # `artifact_bundles`, or sentry-cli 2.x neither creates the release nor uploads (its traffic
@@ -35,12 +35,15 @@ def _require_chunked(request: web.Request) -> None:
 async def chunk_upload_options(request: web.Request) -> web.Response:
     """GET /organizations/{org}/chunk-upload/ — where and how to send chunks."""
     _require_chunked(request)
-    org = await organization(request)
+    # The options describe the server, and the chunk POST that follows creates the organization
+    # on first use: an organization that may be created is answered for, not created here.
+    org = await creatable_organization(request)
+    slug = org.slug if org else request.match_info["org"]
     config = request.app[config_key]
     return json_response(
         {
             # Absolute, on the origin the client used: the newest JS uploader refuses anything else.
-            "url": f"{public_origin(request)}/api/0/organizations/{org.slug}/chunk-upload/",
+            "url": f"{public_origin(request)}/api/0/organizations/{slug}/chunk-upload/",
             "chunkSize": config.chunk_size,
             "chunksPerRequest": config.chunks_per_request,
             "maxFileSize": config.max_file_size,
@@ -57,7 +60,7 @@ async def chunk_upload_options(request: web.Request) -> web.Response:
 async def upload_chunks(request: web.Request) -> web.Response:
     """POST /organizations/{org}/chunk-upload/ — `file`/`file_gzip` parts named by their sha1."""
     _require_chunked(request)
-    org = await organization(request)
+    org = await creatable_organization(request)
     config = request.app[config_key]
     limits = ChunkLimits(
         chunk_size=config.chunk_size,
@@ -66,7 +69,7 @@ async def upload_chunks(request: web.Request) -> web.Response:
         write_batch_size=config.write_batch_size,
     )
     chunks = await receive_chunks(request, request.app[blobstore_key], limits)
-    await service.store_chunks(backend(request), org, chunks)
+    await service.store_chunks(backend(request), org, request.match_info["org"], chunks)
     return web.Response(status=200)
 
 
@@ -78,9 +81,10 @@ async def _assemble_body(request: web.Request, schema: dict[str, Any], messages:
 async def assemble_artifact_bundle(request: web.Request) -> web.Response:
     """POST /organizations/{org}/artifactbundle/assemble/ (organization_artifactbundle_assemble.py)."""
     _require_chunked(request)
-    org = await organization(request)
+    org = await creatable_organization(request)
     data = await _assemble_body(request, sentry.ARTIFACT_BUNDLE_ASSEMBLE_SCHEMA, sentry.ARTIFACT_BUNDLE_FIELD_ERRORS)
-    return json_response(await assembly.assemble_artifact_bundle(request.app[assembler_key], org, data))
+    answer = await assembly.assemble_artifact_bundle(request.app[assembler_key], org, request.match_info["org"], data)
+    return json_response(answer)
 
 
 @requires(RELEASE_SCOPES)

@@ -41,9 +41,10 @@ def dumps(data: Any) -> str:
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     # Exactly `application/json`, no charset parameter: what Sentry sends and sentry-cli checks.
-    return web.Response(
-        body=dumps(data).encode("utf-8"), status=status, content_type="application/json", headers=headers
-    )
+    # Inputs never carry lone surrogates this far; were one to slip through, it goes out as the
+    # JSON escape `\udXXX` (what backslashreplace writes) instead of failing the response.
+    body = dumps(data).encode("utf-8", "backslashreplace")
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
 def backend(request: web.Request) -> service.Backend:
@@ -59,17 +60,19 @@ async def read_data(request: web.Request) -> Any:
     raw = await request.read()
     if media_type == "application/json":
         try:
-            return json.loads(raw)
+            data = json.loads(raw)
         except (ValueError, RecursionError) as exc:
             # DRF's JSONParser: 'JSON parse error - <message>'.
             raise BadRequest(f"JSON parse error - {exc}") from exc
+        sentry.reject_surrogates(data)
+        return data
     if media_type == "application/x-www-form-urlencoded":
         form: dict[str, Any] = {}
         for key, value in parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True):
             form.setdefault(key, []).append(value)
         # Single-valued fields read as their last value, list fields as all (QueryDict).
         return {k: v if k == "projects" else v[-1] for k, v in form.items()}
-    raise UnsupportedMediaType(request.headers.get("Content-Type", ""))
+    raise UnsupportedMediaType(sentry.header_text(request.headers.get("Content-Type", "")))
 
 
 def public_origin(request: web.Request) -> str:
@@ -82,6 +85,9 @@ def public_origin(request: web.Request) -> str:
     if config.trust_proxy:
         scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
         host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip() or host
+    if scheme not in ("http", "https") or not sentry.is_valid_host(host):
+        # Django's get_host() refuses such a Host (DisallowedHost, a 400) before any view runs.
+        raise BadRequest(sentry.INVALID_HOST)
     return f"{scheme}://{host}"
 
 
@@ -95,7 +101,15 @@ def paginated_response(request: web.Request, items: Any, page: sentry.Page, *, h
 
 
 async def organization(request: web.Request) -> Organization:
+    """The path's organization, which must exist (404 otherwise, auto-create or not)."""
     return await service.resolve_organization(backend(request), request[token_key], request.match_info["org"])
+
+
+async def creatable_organization(request: web.Request) -> Organization | None:
+    """For requests that create: the organization, or None when this request may create it."""
+    return await service.find_organization(
+        backend(request), request[token_key], request.match_info["org"], creatable=True
+    )
 
 
 async def organization_and_project(request: web.Request) -> tuple[Organization, Project | None]:

@@ -10,8 +10,8 @@ import secrets
 
 from aiohttp import web
 
-from .. import auth
-from ..errors import APIError, InsufficientStorage, NotAuthenticated, is_disk_full
+from .. import auth, sentry
+from ..errors import APIError, InsufficientStorage, NotAuthenticated, UnsupportedMediaType, is_disk_full
 from ..keys import store_key, token_key
 from ..models import Token
 from .common import Handler, json_response, required_scopes
@@ -19,6 +19,8 @@ from .common import Handler, json_response, required_scopes
 log = logging.getLogger("relserver.api")
 
 API_PREFIX = "/api/0/"
+# Methods whose handlers read a body.
+_BODY_METHODS = frozenset({"POST", "PUT"})
 
 
 def error_response(error: APIError) -> web.Response:
@@ -71,7 +73,10 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.St
 
 async def authenticate(request: web.Request) -> Token | None:
     """The request's token; None when no credentials were sent; Sentry's 401 when they are bad."""
-    raw = auth.bearer_token(request.headers.get("Authorization"))
+    header = request.headers.get("Authorization")
+    if header is not None and sentry.has_undecodable_bytes(header):
+        raise NotAuthenticated(auth.INVALID_CHARACTERS)
+    raw = auth.bearer_token(header)
     if raw is None:
         return None
     token = await request.app[store_key].get_token(auth.hash_token(raw))
@@ -86,7 +91,7 @@ def _not_found_hint(request: web.Request) -> web.Response:
         return web.Response(status=404)
     help_text = "Route not found, did you forget a trailing slash?"
     suggestion = f"try: {request.path}/"
-    if request.headers.get("Content-Type", "").startswith("application/json"):
+    if sentry.header_text(request.headers.get("Content-Type", "")).startswith("application/json"):
         return json_response({"info": f"{help_text} {suggestion}"}, status=404)
     arrow = " " * (len(suggestion) - 1) + "^"
     body = f"{help_text}\n\n{suggestion}\n{arrow}\n".encode()
@@ -105,4 +110,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise NotAuthenticated(auth.NOT_PROVIDED)
     auth.check_scopes(token, request.method, scope_map)
     request[token_key] = token
+    content_type = request.headers.get("Content-Type")
+    if request.method in _BODY_METHODS and content_type is not None and sentry.has_undecodable_bytes(content_type):
+        # DRF refuses a media type it cannot parse when the view reads the body: after auth.
+        raise UnsupportedMediaType(sentry.header_text(content_type))
     return await handler(request)

@@ -25,6 +25,8 @@ from .common import (
 # Environment.is_valid_name / ENVIRONMENT_NAME_PATTERN (models/environment.py, constants.py).
 _ENVIRONMENT_NAME = re.compile(r"[^\n\r\f/]*")
 MAX_ENVIRONMENT_LENGTH = 64
+# DeploySerializer (releases/endpoints/release_deploys.py): name is a CharField(max_length=64).
+MAX_DEPLOY_NAME_LENGTH = 64
 
 
 @requires(ORGANIZATION_READ_SCOPES)
@@ -46,16 +48,16 @@ async def create_deploy(request: web.Request) -> web.Response:
         errors["environment"] = ["Invalid value for environment"]
     started = sentry.datetime_field(data, "dateStarted", errors)
     finished = sentry.datetime_field(data, "dateFinished", errors)
-    name = data.get("name") if isinstance(data.get("name"), str) else None
-    url = data.get("url") if isinstance(data.get("url"), str) else None
+    name = sentry.optional_string_field(data, "name", errors, max_length=MAX_DEPLOY_NAME_LENGTH)
+    url = sentry.url_field(data, "url", errors)
     if errors or environment is None:
         raise BadRequest(errors)
     try:
         deploy = await backend(request).store.add_deploy(
             release.id,
             environment=environment,
-            name=name or None,
-            url=url or None,
+            name=name,
+            url=url,
             date_started=started,
             date_finished=finished or datetime.now(UTC),
         )

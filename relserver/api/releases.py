@@ -12,6 +12,7 @@ from ..errors import BadRequest
 from ..models import ReleaseView
 from .common import (
     backend,
+    creatable_organization,
     json_response,
     organization,
     organization_and_project,
@@ -41,7 +42,7 @@ def _release_fields(request: web.Request, data: dict[str, Any], errors: dict[str
         url=_optional_string(data, "url", errors),
         date_released=sentry.datetime_field(data, "dateReleased", errors),
         # The create endpoints record the caller's User-Agent ("" when absent).
-        user_agent=request.headers.get("User-Agent", ""),
+        user_agent=sentry.header_text(request.headers.get("User-Agent", "")),
     )
 
 
@@ -67,7 +68,7 @@ def _created_or_reported(changed: bool) -> int:
 @requires(RELEASE_SCOPES)
 async def create_organization_release(request: web.Request) -> web.Response:
     """POST /organizations/{org}/releases/ (organization_releases.py)."""
-    org = await organization(request)
+    found = await creatable_organization(request)
     data = sentry.expect_object(await read_data(request))
     errors: dict[str, list[str]] = {}
     version = sentry.validate_version_field(data, errors)
@@ -75,7 +76,7 @@ async def create_organization_release(request: web.Request) -> web.Response:
     fields = _release_fields(request, data, errors)
     if errors or version is None:
         raise BadRequest(errors)
-    projects = await service.resolve_release_projects(backend(request), org, refs)
+    org, projects = await service.provision(backend(request), found, request.match_info["org"], refs)
     view, changed = await service.create_release(backend(request), org, version, projects, fields)
     return json_response(sentry.release_json(view), status=_created_or_reported(changed))
 
@@ -83,15 +84,19 @@ async def create_organization_release(request: web.Request) -> web.Response:
 @requires(RELEASE_SCOPES)
 async def create_project_release(request: web.Request) -> web.Response:
     """POST /projects/{org}/{project}/releases/: 201 when this project is newly linked, else 208."""
-    org, project = await organization_and_project(request)
-    assert project is not None
+    found = await creatable_organization(request)
+    project_ref = request.match_info["project"]
+    project = await service.find_project(backend(request), found, project_ref, creatable=True)
     data = sentry.expect_object(await read_data(request))
     errors: dict[str, list[str]] = {}
     version = sentry.validate_version_field(data, errors)
     fields = _release_fields(request, data, errors)
     if errors or version is None:
         raise BadRequest(errors)
-    view, changed = await service.create_release(backend(request), org, version, [project], fields)
+    org, projects = await service.provision(
+        backend(request), found, request.match_info["org"], [] if project else [project_ref]
+    )
+    view, changed = await service.create_release(backend(request), org, version, [project or projects[0]], fields)
     return json_response(sentry.release_json(view), status=_created_or_reported(changed))
 
 
@@ -112,9 +117,18 @@ async def list_organization_releases(request: web.Request) -> web.Response:
     status = request.query.get("status", "open")
     if status not in sentry.RELEASE_STATUSES:
         raise BadRequest("invalid value for status")
+    in_projects = await service.requested_projects(
+        backend(request), org, sentry.parse_project_ids(request.query.getall("project", []))
+    )
     page = _release_page(request)
     found, has_more = await service.list_releases(
-        backend(request), org, page, project=None, query=request.query.get("query"), status=status
+        backend(request),
+        org,
+        page,
+        project=None,
+        query=request.query.get("query"),
+        status=status,
+        in_projects=in_projects,
     )
     return await _release_list_response(request, page, found, has_more)
 
