@@ -37,6 +37,7 @@ from .conftest import (
     temp_files,
     upload,
 )
+from .sentry_shape import sentry_shape_problem
 from .server_process import running_server
 
 TOKEN = "reliability-token"
@@ -240,10 +241,10 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 
 async def assert_clean_4xx(resp: aiohttp.ClientResponse) -> None:
-    body = await resp.read()
-    assert resp.status < 500, body
-    if resp.status >= 400 and resp.headers.get("Content-Type") == "application/json":
-        assert set(await resp.json()) & {"detail", "error", "info"} or resp.status == 400
+    """Not a 5xx, and every error Sentry-shaped: a known JSON key, DRF field errors, or an
+    empty body where Sentry sends one."""
+    problem = sentry_shape_problem(resp.status, resp.content_type, await resp.read())
+    assert problem is None, f"{resp.method} {resp.url}: {problem}"
 
 
 @pytest.fixture
