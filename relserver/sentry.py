@@ -50,7 +50,8 @@ _BAD_RELEASE_CHARS = frozenset("\r\n\f\x0c\t/\\")
 
 def format_datetime(value: datetime) -> str:
     """ISO 8601 with six fractional digits and `Z`, the form every Sentry era's clients parse."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to four digits; strftime's %Y does not on glibc (year 450 → "450").
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def release_file_ident(name: str, dist: str | None) -> str:
@@ -723,7 +724,7 @@ def validate_assemble_body(raw: bytes, schema: dict[str, Any], field_errors: dic
 
 def _second_precision(value: datetime) -> str:
     """These serializers cut ISO dates to seconds and add `Z`."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def bundle_associations(bundle: ArtifactBundle) -> list[dict[str, Any]]:

@@ -190,6 +190,14 @@ class TestDatesOutOfRange:
             (field,) = (k for k in body if k.startswith("date"))
             await assert_api_error(resp, 400, {field: [sentry.DATETIME_OUT_OF_RANGE]})
 
+    async def test_a_date_before_year_1000_is_written_with_four_year_digits(self, client: Client) -> None:
+        resp = await client.post(
+            f"{ORG_URL}/releases/",
+            json={"version": "2.0", "projects": ["web"], "dateReleased": "0450-05-27T09:05:19.82198+10:07"},
+            headers=bearer(),
+        )
+        assert (await resp.json())["dateReleased"] == "0450-05-26T22:58:19.821980Z"
+
     async def test_a_date_at_the_edge_of_the_range_is_kept(self, client: Client) -> None:
         resp = await client.post(
             f"{ORG_URL}/releases/",

@@ -273,6 +273,15 @@ class TestUnknownRoutes:
         assert (resp.status, await resp.read()) == (404, b"")
         assert "Content-Type" not in resp.headers
 
-    async def test_wrong_method_is_405(self, client: Client) -> None:
+    async def test_wrong_method_is_405_naming_the_allowed_ones(self, client: Client) -> None:
         resp = await client.patch(f"{ORG}/releases/", headers=bearer())
         await assert_api_error(resp, 405, {"detail": 'Method "PATCH" not allowed.'})
+        assert resp.headers["Allow"] == "GET, HEAD, POST"
+
+    @pytest.mark.parametrize("token", [None, "not-a-token"])
+    async def test_wrong_method_without_valid_credentials_is_401_first(self, client: Client, token: str | None) -> None:
+        # Sentry authenticates before it looks for the method's handler (api/base.py dispatch).
+        headers = bearer(token) if token else {}
+        resp = await client.request("TRACE", f"{ORG}/releases/", headers=headers)
+        detail = "Invalid token" if token else "Authentication credentials were not provided."
+        await assert_api_error(resp, 401, {"detail": detail})

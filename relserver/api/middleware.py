@@ -64,8 +64,11 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.St
         )
         return _not_found_hint(request)
     if exc.status == 405:
-        # DRF's MethodNotAllowed message.
-        return json_response({"detail": f'Method "{request.method}" not allowed.'}, status=405)
+        # DRF's MethodNotAllowed message, with the `Allow` header RFC 9110 asks for (DRF sends it).
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ())))
+        return json_response(
+            {"detail": f'Method "{request.method}" not allowed.'}, status=405, headers={"Allow": allowed}
+        )
     if exc.status == 413:
         return json_response({"detail": exc.text or "Request body too large"}, status=413)
     raise exc
@@ -102,6 +105,12 @@ def _not_found_hint(request: web.Request) -> web.Response:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate and check scopes before any object in the path is looked up (Sentry's order)."""
     match_info = request.match_info
+    if isinstance(match_info.http_exception, web.HTTPMethodNotAllowed):
+        # Sentry authenticates before it looks for the method's handler (api/base.py dispatch),
+        # so a known path with another method is a 401 without credentials, then the 405.
+        if await authenticate(request) is None:
+            raise NotAuthenticated(auth.NOT_PROVIDED)
+        return await handler(request)
     scope_map = required_scopes(match_info.handler) if match_info.http_exception is None else None
     if scope_map is None:
         return await handler(request)
