@@ -107,9 +107,14 @@ class TestScopes:
         )
         await assert_api_error(resp, 403, DENIED)
 
-    def test_delete_needs_admin_or_releases_scope(self) -> None:
-        # Sentry's scope map: DELETE accepts neither project:write nor org:ci.
-        assert auth.RELEASE_SCOPES["DELETE"] == {"project:admin", "project:releases"}
+    @pytest.mark.parametrize("scope", ["project:admin", "project:releases"])
+    async def test_admin_or_releases_scope_alone_may_delete_a_file(self, client: Client, scope: str) -> None:
+        # Sentry's scope map: DELETE takes only these two; test_files_api has the 403 for the rest.
+        await create_release(client)
+        uploaded = await (await upload(client)).json()
+        token = await mint_token(client, scopes=[scope])
+        resp = await client.delete(f"{files_url('1.0')}{uploaded['id']}/", headers={"Authorization": f"Bearer {token}"})
+        assert (resp.status, await resp.read()) == (204, b"")
 
 
 class TestOrganizationBinding:
