@@ -8,6 +8,7 @@ import zlib
 import aiohttp
 import pytest
 
+from relserver.blobstore import TempBlob
 from relserver.config import Config, KiB, MiB
 from relserver.keys import store_key
 
@@ -146,8 +147,20 @@ class TestUpload:
         await assert_api_error(resp, 400, {"error": "Request too large"})
         assert blob_files(config) == [] and temp_files(config) == []
 
-    async def test_gzip_bomb_stops_after_one_chunks_worth(self, make_client: ClientFactory, config: Config) -> None:
-        client = await make_client(config.with_overrides(chunk_size=64 * KiB))
+    async def test_gzip_bomb_stops_after_one_chunks_worth(
+        self, make_client: ClientFactory, config: Config, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Inflating stops one byte past the chunk size: the work is bounded, not only the answer."""
+        chunk_size = 64 * KiB
+        client = await make_client(config.with_overrides(chunk_size=chunk_size))
+        inflated: list[int] = []
+        real_write = TempBlob.write
+
+        def counting_write(self: TempBlob, data: bytes) -> None:
+            inflated.append(len(data))
+            real_write(self, data)
+
+        monkeypatch.setattr(TempBlob, "write", counting_write)
         compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
         block = bytes(MiB)
         bomb = b"".join(compressor.compress(block) for _ in range(256)) + compressor.flush()  # 256 MiB of zeros
@@ -156,6 +169,7 @@ class TestUpload:
         form.add_field("file_gzip", bomb, filename=sha1(b""))
         resp = await post_chunks(client, form)
         await assert_api_error(resp, 400, {"error": "Chunk size too large"})
+        assert sum(inflated) <= chunk_size + 1, f"{sum(inflated)} bytes inflated in {len(inflated)} writes"
         assert temp_files(config) == []
 
     async def test_corrupt_gzip(self, client: Client) -> None:
