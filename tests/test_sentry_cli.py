@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from relserver.sentry import release_file_ident
 from relserver.store import Store
 
 from .server_process import ServerProcess, running_server
@@ -97,7 +98,7 @@ async def test_sentry_cli_single_file_upload_then_duplicate(
         assert org is not None
         release = await store.get_release(org.id, "1.0.0")
         assert release is not None
-        record = await store.find_release_file(release.id, _ident("~/static/app.min.js", "d1"))
+        record = await store.find_release_file(release.id, release_file_ident("~/static/app.min.js", "d1"))
     assert record is not None
     assert (record.name, record.dist, record.sha1, record.size) == ("~/static/app.min.js", "d1", digest, len(data))
     # sentry-cli sends headers sorted by key after the part's own type.
@@ -110,10 +111,6 @@ async def test_sentry_cli_single_file_upload_then_duplicate(
     assert blob.read_bytes() == data
     # The 2.x per-file path first asks for chunk upload and is told it does not exist.
     server.wait_for_log('GET /api/0/organizations/acme/chunk-upload/ HTTP/1.1" 404')
-
-
-def _ident(name: str, dist: str) -> str:
-    return hashlib.sha1(f"{name}\x00\x00{dist}".encode()).hexdigest()
 
 
 def test_sentry_cli_without_a_project_uses_the_organization_endpoints(
