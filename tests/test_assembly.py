@@ -188,7 +188,7 @@ class TestAssembleErrors:
         resp = await client.post(ASSEMBLE_URL, json=body, headers=bearer())
         await assert_api_error(resp, 400, {"error": error})
 
-    async def test_invalid_json(self, client: Client) -> None:
+    async def test_a_body_that_is_not_json_is_sentrys_400(self, client: Client) -> None:
         resp = await client.post(ASSEMBLE_URL, data=b"{", headers={**bearer(), "Content-Type": "application/json"})
         await assert_api_error(resp, 400, {"error": "Invalid json body"})
 
@@ -198,7 +198,7 @@ class TestAssembleErrors:
             "missingChunks": [],
         }
 
-    async def test_dist_without_version(self, client: Client) -> None:
+    async def test_a_dist_without_a_version_is_sentrys_400(self, client: Client) -> None:
         await upload_chunks(client, [b"c"])
         resp = await client.post(
             ASSEMBLE_URL,
@@ -207,7 +207,7 @@ class TestAssembleErrors:
         )
         await assert_api_error(resp, 400, {"error": "You need to specify a release together with a dist"})
 
-    async def test_checksum_mismatch(self, client: Client) -> None:
+    async def test_chunks_that_do_not_hash_to_the_checksum_end_in_sentrys_error(self, client: Client) -> None:
         await upload_chunks(client, [b"part"])
         body = {"checksum": sha1(b"something else"), "chunks": [sha1(b"part")], "projects": ["web"], "version": "1"}
         await assemble(client, body)
@@ -235,7 +235,7 @@ class TestAssembleErrors:
         assert result == {"state": "error", "detail": detail, "missingChunks": []}
         assert temp_files(config) == []
 
-    async def test_no_manifest(self, client: Client) -> None:
+    async def test_a_zip_without_a_manifest_ends_in_error_as_an_invalid_bundle(self, client: Client) -> None:
         import io
 
         buffer = io.BytesIO()

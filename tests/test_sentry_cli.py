@@ -220,7 +220,9 @@ class TestSentryCli2LegacyPath:
         minified = next(line for line in listing.splitlines() if "~/app.min.js " in line)
         assert "app.min.js.map" in minified
 
-    def test_release_commands(self, sentry_cli: Path, server: ServerProcess, tmp_path: Path) -> None:
+    def test_new_info_list_finalize_and_delete_succeed_and_info_after_delete_exits_1(
+        self, sentry_cli: Path, server: ServerProcess, tmp_path: Path
+    ) -> None:
         env = cli_env(server)
         assert "Created release 3.0" in ok(
             run_cli(sentry_cli, tmp_path, "releases", "new", "3.0", "-p", "web", env=env)
