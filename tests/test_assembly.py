@@ -4,6 +4,8 @@ tasks/assemble.py), and what it leaves to see."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import sqlite3
 import zipfile
 from typing import Any
 
@@ -186,7 +188,7 @@ class TestAssembleErrors:
         resp = await client.post(ASSEMBLE_URL, json=body, headers=bearer())
         await assert_api_error(resp, 400, {"error": error})
 
-    async def test_invalid_json(self, client: Client) -> None:
+    async def test_a_body_that_is_not_json_is_sentrys_400(self, client: Client) -> None:
         resp = await client.post(ASSEMBLE_URL, data=b"{", headers={**bearer(), "Content-Type": "application/json"})
         await assert_api_error(resp, 400, {"error": "Invalid json body"})
 
@@ -196,7 +198,7 @@ class TestAssembleErrors:
             "missingChunks": [],
         }
 
-    async def test_dist_without_version(self, client: Client) -> None:
+    async def test_a_dist_without_a_version_is_sentrys_400(self, client: Client) -> None:
         await upload_chunks(client, [b"c"])
         resp = await client.post(
             ASSEMBLE_URL,
@@ -205,7 +207,7 @@ class TestAssembleErrors:
         )
         await assert_api_error(resp, 400, {"error": "You need to specify a release together with a dist"})
 
-    async def test_checksum_mismatch(self, client: Client) -> None:
+    async def test_chunks_that_do_not_hash_to_the_checksum_end_in_sentrys_error(self, client: Client) -> None:
         await upload_chunks(client, [b"part"])
         body = {"checksum": sha1(b"something else"), "chunks": [sha1(b"part")], "projects": ["web"], "version": "1"}
         await assemble(client, body)
@@ -233,7 +235,7 @@ class TestAssembleErrors:
         assert result == {"state": "error", "detail": detail, "missingChunks": []}
         assert temp_files(config) == []
 
-    async def test_no_manifest(self, client: Client) -> None:
+    async def test_a_zip_without_a_manifest_ends_in_error_as_an_invalid_bundle(self, client: Client) -> None:
         import io
 
         buffer = io.BytesIO()
@@ -249,28 +251,68 @@ class TestAssembleErrors:
         assert result["detail"] == f"File artifact-bundle.zip exceeds maximum size ({len(bundle)} > {2 * KiB})"
 
 
+# Small enough that every bundle below spans several chunks, so its own blob would be new.
+CAP_CHUNK_SIZE = 128
+
+
+async def assert_nothing_stored(client: Client, config: Config, bundle: bytes, chunk_size: int) -> None:
+    """A failed assembly leaves what was there before it: the uploaded chunks, and nothing else
+    (no temp file, no blob of the bundle or its members, no bundle or file row)."""
+    chunks = {sha1(c) for c in split(bundle, chunk_size)}
+    assert sha1(bundle) not in chunks, "the bundle must span several chunks for its blob to show"
+    assert temp_files(config) == []
+    assert {p.name for p in blob_files(config)} == chunks
+    assert await client.app[store_key].blob_sha1s() == chunks
+    tables = ("artifact_bundles", "artifact_bundle_files", "release_files")
+    with contextlib.closing(sqlite3.connect(f"{config.db_path.as_uri()}?mode=ro", uri=True)) as conn:
+        rows = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}  # noqa: S608
+    assert rows == dict.fromkeys(tables, 0)
+    resp = await client.get("/api/0/projects/acme/web/files/artifact-bundles/", headers=bearer())
+    assert (resp.status, await resp.json()) == (200, [])
+
+
 class TestBombCaps:
-    async def test_too_many_members(self, make_client: ClientFactory, config: Config) -> None:
+    """Every cap is checked on the zip's central directory: a bundle over one ends in `error`
+    naming the cap, and stores nothing."""
+
+    async def test_a_bundle_over_the_member_count_cap_ends_in_error_and_stores_nothing(
+        self, make_client: ClientFactory, config: Config
+    ) -> None:
         client = await make_client(config.with_overrides(max_bundle_members=3))
-        result = await upload_bundle(client, make_bundle({f"~/{i}.js": b"x" for i in range(4)}, release="1"))
-        assert result["detail"] == "the bundle has too many files (4 > 3)"
+        bundle = make_bundle({f"~/{i}.js": b"x" for i in range(4)}, release="1")
+        result = await upload_bundle(client, bundle, chunk_size=CAP_CHUNK_SIZE)
+        assert result == {"state": "error", "detail": "the bundle has too many files (4 > 3)", "missingChunks": []}
+        await assert_nothing_stored(client, config, bundle, CAP_CHUNK_SIZE)
 
-    async def test_member_too_large(self, make_client: ClientFactory, config: Config) -> None:
+    async def test_a_member_over_the_size_cap_ends_in_error_and_stores_nothing(
+        self, make_client: ClientFactory, config: Config
+    ) -> None:
         client = await make_client(config.with_overrides(max_bundle_member_size=1000))
-        result = await upload_bundle(client, make_bundle({"~/big.js": b"x" * 1001}, release="1"))
-        assert result["detail"] == "the bundle member files/_/_/big.js is too large (1001 > 1000)"
+        bundle = make_bundle({"~/big.js": b"x" * 1001}, release="1")
+        result = await upload_bundle(client, bundle, chunk_size=CAP_CHUNK_SIZE)
+        detail = "the bundle member files/_/_/big.js is too large (1001 > 1000)"
+        assert result == {"state": "error", "detail": detail, "missingChunks": []}
+        await assert_nothing_stored(client, config, bundle, CAP_CHUNK_SIZE)
 
-    async def test_too_much_expanded(self, make_client: ClientFactory, config: Config) -> None:
+    async def test_a_bundle_over_the_expanded_size_cap_ends_in_error_and_stores_nothing(
+        self, make_client: ClientFactory, config: Config
+    ) -> None:
         client = await make_client(config.with_overrides(max_bundle_expanded_size=1500))
-        result = await upload_bundle(client, make_bundle({"~/a.js": b"a" * 1000, "~/b.js": b"b" * 1000}, release="1"))
-        assert result["detail"] == "the bundle expands to more than 1500 bytes"
+        bundle = make_bundle({"~/a.js": b"a" * 1000, "~/b.js": b"b" * 1000}, release="1")
+        result = await upload_bundle(client, bundle, chunk_size=CAP_CHUNK_SIZE)
+        assert result == {"state": "error", "detail": "the bundle expands to more than 1500 bytes", "missingChunks": []}
+        await assert_nothing_stored(client, config, bundle, CAP_CHUNK_SIZE)
 
-    async def test_suspicious_compression_ratio(self, make_client: ClientFactory, config: Config) -> None:
+    async def test_a_member_over_the_compression_ratio_cap_ends_in_error_and_stores_nothing(
+        self, make_client: ClientFactory, config: Config
+    ) -> None:
         client = await make_client(config.with_overrides(max_file_size=64 * MiB))
-        result = await upload_bundle(client, make_bundle({"~/zeros.js": bytes(8 * MiB)}, release="1"), chunk_size=MiB)
+        bundle = make_bundle({"~/zeros.js": bytes(8 * MiB)}, release="1")
+        result = await upload_bundle(client, bundle, chunk_size=KiB)
         assert result["state"] == "error"
-        assert "compressed suspiciously well" in result["detail"]
-        assert temp_files(config) == []
+        assert result["detail"].startswith("the bundle member files/_/_/zeros.js is compressed suspiciously well (")
+        assert result["detail"].endswith(":1 > 200:1)")
+        await assert_nothing_stored(client, config, bundle, KiB)
 
 
 class TestRestart:

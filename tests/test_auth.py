@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import sqlite3
 
 import pytest
 
@@ -11,7 +13,17 @@ from relserver import auth
 from relserver.config import Config
 from relserver.keys import store_key
 
-from .conftest import ORG, Client, ClientFactory, assert_api_error, create_release, files_url, mint_token, upload
+from .conftest import (
+    ADMIN_TOKEN,
+    ORG,
+    Client,
+    ClientFactory,
+    assert_api_error,
+    create_release,
+    files_url,
+    mint_token,
+    upload,
+)
 
 ORG_RELEASES = f"/api/0/organizations/{ORG}/releases/"
 DENIED = {"detail": "You do not have permission to perform this action."}
@@ -54,8 +66,28 @@ class TestAuthentication:
         await assert_api_error(resp, 401, {"detail": "Authentication credentials were not provided."})
 
     async def test_tokens_are_stored_only_as_hashes(self, client: Client, config: Config) -> None:
-        token = await mint_token(client, scopes=["project:releases"])
-        assert token.encode() not in config.db_path.read_bytes()
+        """Neither a minted token nor the pinned one is anywhere at rest: not in any file of the
+        data dir (a fresh row sits in the WAL until a checkpoint, so the main file alone proves
+        nothing), and not in any column of any row, read back through SQL."""
+        minted = await mint_token(client, scopes=["project:releases"])
+        secrets = [minted, ADMIN_TOKEN]
+        files = [p for p in config.data_dir.rglob("*") if p.is_file()]
+        assert {p.name for p in files} >= {config.db_path.name, f"{config.db_path.name}-wal"}
+        for path in files:
+            data = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in data, path.name
+        with contextlib.closing(sqlite3.connect(f"{config.db_path.as_uri()}?mode=ro", uri=True)) as conn:
+            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            assert "tokens" in tables
+            hashes = {row[0] for row in conn.execute("SELECT token_hash FROM tokens")}
+            assert hashes >= {auth.hash_token(secret) for secret in secrets}
+            for table in tables:
+                for row in conn.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 -- names from sqlite_master
+                    for value in row:
+                        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+                        for secret in secrets:
+                            assert secret not in text, table
 
 
 class TestScopes:
@@ -75,9 +107,14 @@ class TestScopes:
         )
         await assert_api_error(resp, 403, DENIED)
 
-    def test_delete_needs_admin_or_releases_scope(self) -> None:
-        # Sentry's scope map: DELETE accepts neither project:write nor org:ci.
-        assert auth.RELEASE_SCOPES["DELETE"] == {"project:admin", "project:releases"}
+    @pytest.mark.parametrize("scope", ["project:admin", "project:releases"])
+    async def test_admin_or_releases_scope_alone_may_delete_a_file(self, client: Client, scope: str) -> None:
+        # Sentry's scope map: DELETE takes only these two; test_files_api has the 403 for the rest.
+        await create_release(client)
+        uploaded = await (await upload(client)).json()
+        token = await mint_token(client, scopes=[scope])
+        resp = await client.delete(f"{files_url('1.0')}{uploaded['id']}/", headers={"Authorization": f"Bearer {token}"})
+        assert (resp.status, await resp.read()) == (204, b"")
 
 
 class TestOrganizationBinding:

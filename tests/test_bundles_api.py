@@ -44,7 +44,7 @@ class TestBundleList:
         assert item["fileCount"] == 2
         assert item["date"].endswith("Z") and len(item["date"]) == 20
 
-    async def test_query_and_sort(self, client: Client) -> None:
+    async def test_bundles_list_newest_first_filter_by_query_and_sort_only_by_date(self, client: Client) -> None:
         await upload_bundle(client, make_bundle({"~/a.js": b"a"}), version="1.0")
         await upload_bundle(client, make_bundle({"~/b.js": b"b"}), version="2.0")
         newest_first = await get_json(client, f"{PROJECT}/files/artifact-bundles/")
@@ -117,7 +117,9 @@ class TestBundleFiles:
         }
         assert body["files"][1]["fileType"] == 3
 
-    async def test_download_one_file(self, client: Client) -> None:
+    async def test_a_member_downloads_by_its_id_and_bad_ids_unknown_paths_and_readers_are_refused(
+        self, client: Client
+    ) -> None:
         await bundle_with_debug_id(client, release="1.0")
         file_id = base64.urlsafe_b64encode(b"files/_/_/app.js").decode()
         base = f"{PROJECT}/artifact-bundles/b0b0b0b0-0000-4000-8000-000000000001/files"
@@ -143,7 +145,7 @@ class TestBundleFiles:
             {"error": "You don't have the permissions to download this file"},
         )
 
-    async def test_unknown_bundle(self, client: Client) -> None:
+    async def test_an_unknown_bundle_id_is_sentrys_400_not_a_404(self, client: Client) -> None:
         await create_release(client, "1.0")
         resp = await client.get(f"{PROJECT}/artifact-bundles/nope/files/", headers=bearer())
         await assert_api_error(
@@ -186,7 +188,7 @@ class TestArtifactLookup:
 
 
 class TestOrganizationAndDeploys:
-    async def test_organization_details(self, client: Client) -> None:
+    async def test_organization_details_have_sentrys_shape_and_list_its_projects(self, client: Client) -> None:
         await create_release(client, "1.0")
         body = await get_json(client, "/api/0/organizations/acme/")
         assert (body["slug"], body["name"], body["status"]) == ("acme", "acme", {"id": "active", "name": "active"})
@@ -201,7 +203,9 @@ class TestOrganizationAndDeploys:
         await create_release(client, "1.0")
         assert (await get_json(client, "/api/0/organizations/acme/", token=raw))["slug"] == "acme"
 
-    async def test_deploys(self, client: Client) -> None:
+    async def test_deploys_list_in_order_and_the_release_shows_their_count_and_the_latest_finished(
+        self, client: Client
+    ) -> None:
         await create_release(client, "1.0")
         url = "/api/0/organizations/acme/releases/1.0/deploys/"
         resp = await client.post(url, json={"environment": "production", "name": "first"}, headers=bearer())
@@ -225,7 +229,9 @@ class TestOrganizationAndDeploys:
             ({"environment": "e" * 65}, {"environment": ["Ensure this field has no more than 64 characters."]}),
         ],
     )
-    async def test_deploy_validation(self, client: Client, body: dict[str, Any], errors: dict[str, Any]) -> None:
+    async def test_a_deploy_without_a_valid_environment_is_sentrys_400(
+        self, client: Client, body: dict[str, Any], errors: dict[str, Any]
+    ) -> None:
         await create_release(client, "1.0")
         resp = await client.post("/api/0/organizations/acme/releases/1.0/deploys/", json=body, headers=bearer())
         await assert_api_error(resp, 400, errors)

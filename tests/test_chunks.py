@@ -8,6 +8,7 @@ import zlib
 import aiohttp
 import pytest
 
+from relserver.blobstore import TempBlob
 from relserver.config import Config, KiB, MiB
 from relserver.keys import store_key
 
@@ -56,9 +57,12 @@ class TestOptions:
         url = (await (await trusting.get(CHUNK_URL, headers=forwarded)).json())["url"]
         assert url == "https://sentry.example.test/api/0/organizations/acme/chunk-upload/"
 
-    async def test_public_url_wins(self, make_client: ClientFactory, config: Config) -> None:
-        client = await make_client(config.with_overrides(public_url="https://rel.example.test/"))
-        url = (await (await client.get(CHUNK_URL, headers=bearer())).json())["url"]
+    async def test_the_public_url_overrides_the_requests_origin(
+        self, make_client: ClientFactory, config: Config
+    ) -> None:
+        client = await make_client(config.with_overrides(public_url="https://rel.example.test/", trust_proxy=True))
+        headers = {**bearer(), "Host": "uploads.example.test:8443", "X-Forwarded-Host": "proxy.example.test"}
+        url = (await (await client.get(CHUNK_URL, headers=headers)).json())["url"]
         assert url == "https://rel.example.test/api/0/organizations/acme/chunk-upload/"
 
     async def test_release_bundle_mode_advertises_release_files_only(
@@ -75,7 +79,7 @@ class TestOptions:
         resp = await client.post(f"{ORG_URL}/artifactbundle/assemble/", json={}, headers=bearer())
         assert resp.status == 404
 
-    async def test_needs_a_token(self, client: Client) -> None:
+    async def test_chunk_options_without_a_token_are_401(self, client: Client) -> None:
         resp = await client.get(CHUNK_URL)
         await assert_api_error(resp, 401, {"detail": "Authentication credentials were not provided."})
 
@@ -114,20 +118,30 @@ class TestUpload:
             pytest.param(sha1(b"data").upper(), b"data", id="uppercase-hex"),
         ],
     )
-    async def test_checksum_mismatch(self, client: Client, config: Config, name: str, data: bytes) -> None:
+    async def test_a_chunk_whose_name_is_not_its_sha1_is_refused_and_stores_nothing(
+        self, client: Client, config: Config, name: str, data: bytes
+    ) -> None:
         resp = await post_chunks(client, chunk_form([data], names=[name]))
         await assert_api_error(resp, 400, {"error": "Checksum mismatch"})
         assert blob_files(config) == [] and temp_files(config) == []
 
-    async def test_unsupported_content_encoding(self, client: Client) -> None:
+    async def test_an_unsupported_content_encoding_is_400_and_stores_nothing(
+        self, client: Client, config: Config
+    ) -> None:
         resp = await post_chunks(client, chunk_form([b"x"], gzipped=False), {"Content-Encoding": "br"})
         await assert_api_error(resp, 400, {"error": "Unsupported Content-Encoding"})
+        assert blob_files(config) == [] and temp_files(config) == []
 
-    async def test_content_encoding_with_file_gzip(self, client: Client) -> None:
+    async def test_content_encoding_with_a_file_gzip_part_is_400_and_stores_nothing(
+        self, client: Client, config: Config
+    ) -> None:
         resp = await post_chunks(client, chunk_form([b"x"]), {"Content-Encoding": "gzip"})
         await assert_api_error(resp, 400, {"error": "Cannot combine Content-Encoding with file_gzip field"})
+        assert blob_files(config) == [] and temp_files(config) == []
 
-    async def test_too_many_chunks(self, make_client: ClientFactory, config: Config) -> None:
+    async def test_more_chunks_than_advertised_is_400_and_stores_nothing(
+        self, make_client: ClientFactory, config: Config
+    ) -> None:
         client = await make_client(config.with_overrides(chunks_per_request=4))
         resp = await post_chunks(client, chunk_form([bytes([i]) for i in range(5)]))
         await assert_api_error(resp, 400, {"error": "Too many chunks"})
@@ -146,8 +160,20 @@ class TestUpload:
         await assert_api_error(resp, 400, {"error": "Request too large"})
         assert blob_files(config) == [] and temp_files(config) == []
 
-    async def test_gzip_bomb_stops_after_one_chunks_worth(self, make_client: ClientFactory, config: Config) -> None:
-        client = await make_client(config.with_overrides(chunk_size=64 * KiB))
+    async def test_gzip_bomb_stops_after_one_chunks_worth(
+        self, make_client: ClientFactory, config: Config, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Inflating stops one byte past the chunk size: the work is bounded, not only the answer."""
+        chunk_size = 64 * KiB
+        client = await make_client(config.with_overrides(chunk_size=chunk_size))
+        inflated: list[int] = []
+        real_write = TempBlob.write
+
+        def counting_write(self: TempBlob, data: bytes) -> None:
+            inflated.append(len(data))
+            real_write(self, data)
+
+        monkeypatch.setattr(TempBlob, "write", counting_write)
         compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
         block = bytes(MiB)
         bomb = b"".join(compressor.compress(block) for _ in range(256)) + compressor.flush()  # 256 MiB of zeros
@@ -156,9 +182,12 @@ class TestUpload:
         form.add_field("file_gzip", bomb, filename=sha1(b""))
         resp = await post_chunks(client, form)
         await assert_api_error(resp, 400, {"error": "Chunk size too large"})
+        assert sum(inflated) <= chunk_size + 1, f"{sum(inflated)} bytes inflated in {len(inflated)} writes"
         assert temp_files(config) == []
 
-    async def test_corrupt_gzip(self, client: Client) -> None:
+    async def test_a_corrupt_or_truncated_gzip_chunk_is_400_and_stores_nothing(
+        self, client: Client, config: Config
+    ) -> None:
         form = aiohttp.FormData(quote_fields=False)
         form.add_field("file_gzip", b"definitely not gzip", filename=sha1(b"x"))
         await assert_api_error(await post_chunks(client, form), 400, {"error": "Invalid gzip payload"})
@@ -166,6 +195,7 @@ class TestUpload:
         form = aiohttp.FormData(quote_fields=False)
         form.add_field("file_gzip", truncated, filename=sha1(b"y" * 1000))
         await assert_api_error(await post_chunks(client, form), 400, {"error": "Invalid gzip payload"})
+        assert blob_files(config) == [] and temp_files(config) == []
 
     async def test_one_org_cannot_use_another_orgs_chunks(self, client: Client) -> None:
         data = b"secret chunk"

@@ -250,7 +250,9 @@ class TestDetailAndDownload:
         resp = await get(client, f"{file_url(uploaded['id'])}?download")
         assert (resp.status, await resp.read()) == (200, b"")
 
-    async def test_who_may_download(self, client: Client) -> None:
+    async def test_org_tokens_never_download_at_project_scope_and_a_denied_download_is_an_empty_403(
+        self, client: Client
+    ) -> None:
         uploaded = await upload_json(client)
         org_token = await mint_token(
             client, scopes=auth.ORG_TOKEN_SCOPES, organization="acme", token=auth.new_org_token(url="x", org="acme")
@@ -368,7 +370,7 @@ class TestDelete:
         b = await upload_json(client, b"again")
         assert await (await get(client, f"{file_url(b['id'])}?download")).read() == b"again"
 
-    async def test_unknown_ids(self, client: Client) -> None:
+    async def test_deleting_unknown_ids_is_404_and_an_unindexed_url_has_an_empty_body(self, client: Client) -> None:
         await assert_api_error(await client.delete(file_url("999"), headers=bearer()), 404, NOT_FOUND)
         await assert_api_error(await client.delete(file_url("!!!"), headers=bearer()), 404, NOT_FOUND)
         unknown_dist = encode_archive_entry_id("nodist", "~/a.js")

@@ -397,18 +397,44 @@ def test_odd_paths_never_get_a_5xx(fuzz_server: tuple[str, Config], segment: str
 
 
 async def test_zips_with_traversal_names_and_duplicates_are_stored_safely(client: Client, config: Config) -> None:
+    """A member path or URL with `..` is only a string: listed and served under exactly that URL,
+    stored under its sha1. A member the manifest does not name is ignored; of a name that occurs
+    twice, the later copy is the one stored, as zipfile reads the central directory."""
     await create_release(client)
+    evil_url = "~/../../../../etc/evil.js"
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Duplicate name", UserWarning)  # the point of this zip
         bundle = make_bundle(
-            {"~/a.js": b"ok"},
-            extra_members=[("../../../../etc/evil", b"evil"), ("files/_/_/a.js", b"duplicate")],
+            {"~/a.js": b"first copy", evil_url: b"evil"},  # evil_url's member is files/_/_/../../../../etc/evil.js
+            extra_members=[("../../../../etc/unlisted", b"unlisted"), ("files/_/_/a.js", b"second copy")],
             release="1.0",
         )
     result = await upload_bundle(client, bundle)
-    assert result["state"] in ("ok", "error")
-    assert not (config.data_dir.parent / "etc").exists()
-    assert all(len(p.name) == 40 for p in blob_files(config))
+    assert result == {"state": "ok", "detail": None, "missingChunks": []}
+
+    release_files = "/api/0/projects/acme/web/releases/1.0/files/"
+    listed = await (await client.get(release_files, headers=bearer())).json()
+    assert [(f["name"], f["sha1"]) for f in listed] == [(evil_url, sha1(b"evil")), ("~/a.js", sha1(b"second copy"))]
+    for record, data in zip(listed, [b"evil", b"second copy"], strict=True):
+        resp = await client.get(f"{release_files}{record['id']}/?download", headers=bearer())
+        assert (resp.status, await resp.read()) == (200, data)
+    (item,) = await (await client.get("/api/0/projects/acme/web/files/artifact-bundles/", headers=bearer())).json()
+    bundle_url = f"/api/0/projects/acme/web/artifact-bundles/{item['bundleId']}/files/"
+    members = (await (await client.get(bundle_url, headers=bearer())).json())["files"]
+    assert [m["filePath"] for m in members] == [evil_url, "~/a.js"]
+    resp = await client.get(f"{bundle_url}{members[0]['id']}/", headers=bearer())
+    assert (resp.status, await resp.read()) == (200, b"evil")
+
+    # No name became a path: nothing outside the data dir, and in it, besides the database,
+    # only blobs at their content address: the chunks, the bundle and the two members served;
+    # neither the unlisted member nor the first copy of the duplicate.
+    assert [p.name for p in config.data_dir.parent.iterdir()] == [config.data_dir.name]
+    chunks = {sha1(bundle[i : i + 1024]) for i in range(0, len(bundle), 1024)}
+    blobs = chunks | {sha1(bundle), sha1(b"evil"), sha1(b"second copy")}
+    stored = [p for p in config.data_dir.rglob("*") if p.is_file() and not p.name.startswith(config.db_path.name)]
+    assert sorted(p.relative_to(config.data_dir).as_posix() for p in stored) == sorted(
+        f"{config.blob_dir.relative_to(config.data_dir).as_posix()}/{s[:2]}/{s[2:4]}/{s}" for s in blobs
+    )
 
 
 @pytest.mark.parametrize(

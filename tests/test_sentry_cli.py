@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from relserver.sentry import release_file_ident
 from relserver.store import Store
 
 from .server_process import ServerProcess, running_server
@@ -97,7 +98,7 @@ async def test_sentry_cli_single_file_upload_then_duplicate(
         assert org is not None
         release = await store.get_release(org.id, "1.0.0")
         assert release is not None
-        record = await store.find_release_file(release.id, _ident("~/static/app.min.js", "d1"))
+        record = await store.find_release_file(release.id, release_file_ident("~/static/app.min.js", "d1"))
     assert record is not None
     assert (record.name, record.dist, record.sha1, record.size) == ("~/static/app.min.js", "d1", digest, len(data))
     # sentry-cli sends headers sorted by key after the part's own type.
@@ -110,10 +111,6 @@ async def test_sentry_cli_single_file_upload_then_duplicate(
     assert blob.read_bytes() == data
     # The 2.x per-file path first asks for chunk upload and is told it does not exist.
     server.wait_for_log('GET /api/0/organizations/acme/chunk-upload/ HTTP/1.1" 404')
-
-
-def _ident(name: str, dist: str) -> str:
-    return hashlib.sha1(f"{name}\x00\x00{dist}".encode()).hexdigest()
 
 
 def test_sentry_cli_without_a_project_uses_the_organization_endpoints(
@@ -223,7 +220,9 @@ class TestSentryCli2LegacyPath:
         minified = next(line for line in listing.splitlines() if "~/app.min.js " in line)
         assert "app.min.js.map" in minified
 
-    def test_release_commands(self, sentry_cli: Path, server: ServerProcess, tmp_path: Path) -> None:
+    def test_new_info_list_finalize_and_delete_succeed_and_info_after_delete_exits_1(
+        self, sentry_cli: Path, server: ServerProcess, tmp_path: Path
+    ) -> None:
         env = cli_env(server)
         assert "Created release 3.0" in ok(
             run_cli(sentry_cli, tmp_path, "releases", "new", "3.0", "-p", "web", env=env)

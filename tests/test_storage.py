@@ -8,12 +8,14 @@ import sqlite3
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 
 from relserver.app import startup_key
-from relserver.blobstore import BlobStore
-from relserver.config import Config
+from relserver.blobstore import BlobStore, TempBlob
+from relserver.config import Config, KiB
 from relserver.keys import blobstore_key, store_key
 from relserver.models import StoredBlob
 from relserver.sentry import release_file_ident
@@ -97,6 +99,15 @@ async def test_startup_sweep_removes_temp_files_and_unreferenced_blobs(
 
 
 async def test_a_row_never_points_at_a_missing_blob(make_client: ClientFactory, config: Config) -> None:
+    """Invariant 1 on the way without faults: shared blobs, and a 409 that touches no blob.
+
+    The crash cases are covered elsewhere: the ordering by
+    `test_blob_is_in_place_before_its_row_commits`, a failed blob commit by
+    `test_a_failed_blob_commit_leaves_no_row_and_no_temp_file`, the sweep of a blob left
+    without its row by `test_startup_sweep_removes_temp_files_and_unreferenced_blobs`, and real
+    kill -9 runs by `test_process.py::test_a_201_is_durable_across_kill_9` and
+    `scripts/torture.py crash`.
+    """
     client = await make_client(config)
     await create_release(client)
     for i in range(10):
@@ -108,10 +119,64 @@ async def test_a_row_never_points_at_a_missing_blob(make_client: ClientFactory, 
     assert await store.dangling_file_blobs() == []
 
 
+def visible_release_files(config: Config, blob_sha1: str) -> int:
+    """Rows a reader outside the server sees now: only what has been committed."""
+    with contextlib.closing(sqlite3.connect(f"{config.db_path.as_uri()}?mode=ro", uri=True)) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM release_files WHERE blob_sha1 = ?", (blob_sha1,)).fetchone()
+    return int(count)
+
+
+@pytest.mark.parametrize("size", [1 * KiB, 20 * KiB], ids=["in-memory", "streamed"])
 async def test_blob_is_in_place_before_its_row_commits(
+    make_client: ClientFactory, config: Config, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """The blob is renamed into place before its row is inserted (in the same transaction), so
+    the row cannot be visible before the blob is on disk: a crash in between leaves a blob
+    without a row, which the start-up sweep removes, never a row without its blob."""
+    client = await make_client(config)
+    await create_release(client)
+    data = bytes(range(256)) * (size // 256)
+    blob_path = client.app[blobstore_key].path_for(sha1(data))
+
+    # At the rename: is a row for this blob already committed (what a reader sees)?
+    real_commit = BlobStore.commit
+    committed_rows_at_rename: list[int] = []
+
+    def commit(self: BlobStore, temp: TempBlob, blob: StoredBlob) -> None:
+        committed_rows_at_rename.append(visible_release_files(config, blob.sha1))
+        real_commit(self, temp, blob)
+
+    # At the INSERT of the row, even inside the transaction: is the blob on disk already?
+    real_execute, real_executemany = aiosqlite.Connection.execute, aiosqlite.Connection.executemany
+    blob_on_disk_at_insert: list[bool] = []
+
+    def note(sql: str) -> None:
+        if sql.lstrip().upper().startswith("INSERT INTO RELEASE_FILES"):
+            blob_on_disk_at_insert.append(blob_path.is_file())
+
+    def execute(self: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+        note(sql)
+        return real_execute(self, sql, *args)
+
+    def executemany(self: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+        note(sql)
+        return real_executemany(self, sql, *args)
+
+    monkeypatch.setattr(BlobStore, "commit", commit)
+    monkeypatch.setattr(aiosqlite.Connection, "execute", execute)
+    monkeypatch.setattr(aiosqlite.Connection, "executemany", executemany)
+    resp = await upload(client, data)
+    assert resp.status == 201, await resp.text()
+    assert committed_rows_at_rename == [0]
+    assert blob_on_disk_at_insert == [True]
+    assert visible_release_files(config, sha1(data)) == 1
+    assert blob_path.read_bytes() == data
+
+
+async def test_a_failed_blob_commit_leaves_no_row_and_no_temp_file(
     make_client: ClientFactory, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A crash right after the blob rename leaves a blob without a row, never the reverse."""
+    """The rename into the content address fails: a 500, and the transaction leaves nothing."""
     client = await make_client(config)
     await create_release(client)
 

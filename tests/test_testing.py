@@ -15,9 +15,11 @@ import pytest
 
 from relserver.testing import RelServer, RelServerError
 
-pytestmark = pytest.mark.cli
-
 DOCS = Path(__file__).parent.parent / "docs" / "testing.md"
+# Which runner each ```python block of docs/testing.md gets, by its index there: a user's test
+# file (with the sentry-cli fixture it calls) or a plain script.
+PYTEST_EXAMPLES = [(0, "sentry_cli_3"), (1, "sentry_cli"), (2, "sentry_cli_3")]
+SCRIPT_EXAMPLE = 3
 
 
 def doc_examples() -> list[str]:
@@ -158,10 +160,14 @@ class TestRelServer:
             assert server.request("GET", "/api/0/organizations/acme/releases/1.0/")["version"] == "1.0"
         assert not data_dir.exists()
 
-    async def test_async_context_manager(self) -> None:
+    async def test_the_async_context_manager_closes_its_server_on_exit(self) -> None:
         async with RelServer() as server:
             release = await asyncio.to_thread(server.create_release, "1.0")
             assert release["version"] == "1.0"
+            data_dir, port = server.data_dir, int(server.url.rsplit(":", 1)[1])
+        assert not data_dir.exists()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
 
     def test_an_explicit_data_dir_is_kept(self, tmp_path: Path) -> None:
         with RelServer(tmp_path / "keep") as server:
@@ -185,8 +191,6 @@ class TestRelServer:
                 "projects": ["web"],
                 "version": "1.0",
             }
-            import aiohttp  # noqa: F401 -- chunk bodies are built with aiohttp's FormData elsewhere
-
             server.request("POST", "/api/0/organizations/acme/artifactbundle/assemble/", body)
             form = (
                 b"".join(
@@ -215,10 +219,12 @@ class TestRelServer:
 class TestDocumentedExamples:
     """docs/testing.md runs here, so it cannot rot."""
 
-    def test_there_are_four_examples(self) -> None:
-        assert len(doc_examples()) == 4
+    def test_every_documented_example_is_run(self) -> None:
+        run = sorted([index for index, _ in PYTEST_EXAMPLES] + [SCRIPT_EXAMPLE])
+        assert run == list(range(len(doc_examples())))
 
-    @pytest.mark.parametrize(("index", "cli"), [(0, "sentry_cli_3"), (1, "sentry_cli"), (2, "sentry_cli_3")])
+    @pytest.mark.cli
+    @pytest.mark.parametrize(("index", "cli"), PYTEST_EXAMPLES)
     def test_pytest_example(
         self,
         pytester: pytest.Pytester,
@@ -231,9 +237,10 @@ class TestDocumentedExamples:
         pytester.makepyfile(doc_examples()[index])
         pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
+    @pytest.mark.cli
     def test_script_example(self, sentry_cli_3: Path, tmp_path: Path) -> None:
         script = tmp_path / "example.py"
-        script.write_text(doc_examples()[3])
+        script.write_text(doc_examples()[SCRIPT_EXAMPLE])
         env = {**os.environ, "SENTRY_CLI": str(sentry_cli_3), "HOME": str(tmp_path)}
         result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 0, result.stderr
