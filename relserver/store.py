@@ -1639,7 +1639,8 @@ def _release_file_filters(
     where = ["release_id = ?"]
     params: list[Any] = [release_id]
     folded = [q.casefold() for q in queries]
-    if folded and all(len(q) >= _TRIGRAM for q in folded):
+    # FTS5 reads its query as a C string, so a term holding NUL cannot go to the index.
+    if folded and all(len(q) >= _TRIGRAM and "\x00" not in q for q in folded):
         # Every term is long enough for the trigram index: the matches drive the query
         # (CROSS JOIN keeps SQLite from scanning the release in name order instead).
         source = (

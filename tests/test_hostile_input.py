@@ -259,6 +259,17 @@ class TestOverflowingNumbers:
         assert (resp.status, await resp.read()) == (404, b"")
 
 
+class TestSearchTerms:
+    @pytest.mark.parametrize("query", ["00\x00", "\x00", "abc\x00def", 'a"b\x00'])
+    async def test_a_query_term_holding_nul_is_searched_not_a_500(self, client: Client, query: str) -> None:
+        await create_release(client, "1.0")
+        assert (await upload(client, b"x", name="~/abc\x00def.js")).status == 201
+        resp = await client.get(f"{PROJECT_URL}/releases/1.0/files/", params={"query": query}, headers=bearer())
+        assert resp.status == 200, await resp.text()
+        names = [f["name"] for f in await resp.json()]
+        assert names == (["~/abc\x00def.js"] if query in ("\x00", "abc\x00def") else [])
+
+
 class TestDeployFields:
     @pytest.mark.parametrize(
         "url", ["not a url", "ftp:/x", "http://", "http://nodot", "javascript:alert(1)", "http://a b.com"]
