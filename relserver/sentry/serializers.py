@@ -1,0 +1,221 @@
+"""Sentry's JSON shapes (api/serializers/models/*.py): releases, files, bundles, deploys, orgs."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..models import ArtifactBundle, BundleFile, Deploy, Organization, Project, ReleaseFile, ReleaseView
+from .fields import is_valid_version
+from .identifiers import encode_archive_entry_id
+
+
+def format_datetime(value: datetime) -> str:
+    """ISO 8601 with six fractional digits and `Z`, the form every Sentry era's clients parse."""
+    # isoformat pads the year to four digits; strftime's %Y does not on glibc (year 450 → "450").
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def release_file_json(rf: ReleaseFile) -> dict[str, Any]:
+    """The seven keys of Sentry's ReleaseFileSerializer; `id` is a string in every era."""
+    return {
+        "id": str(rf.id),
+        "name": rf.name,
+        "dist": rf.dist,
+        "headers": rf.headers,
+        "size": rf.size,
+        "sha1": rf.sha1,
+        "dateCreated": format_datetime(rf.date_created),
+    }
+
+
+_SEMVER = re.compile(
+    r"^(?P<major>0|[1-9]\d*)(?:\.(?P<minor>0|[1-9]\d*))?(?:\.(?P<patch>0|[1-9]\d*))?"
+    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+(?P<build>[0-9A-Za-z.-]+))?$"
+)
+
+
+# sentry-release-parser: a build hash is hex of one of these lengths.
+_HASH_LENGTHS = frozenset((12, 16, 20, 32, 40, 64))
+
+
+def _build_hash(value: str | None) -> str | None:
+    if value and len(value) in _HASH_LENGTHS and re.fullmatch(r"[0-9a-fA-F]+", value):
+        return value.lower()
+    return None
+
+
+def version_info(version: str) -> dict[str, Any] | None:
+    """Sentry's expose_version_info over sentry-release-parser (`package@version+build`)."""
+    if not is_valid_version(version):
+        return None
+    package, at, rest = version.partition("@")
+    match = _SEMVER.match(rest) if at and package and rest and not _build_hash(rest) else None
+    if match is None:
+        # Not `package@semver`: the raw string, and a hash if the version part is one.
+        build_hash = _build_hash(rest if at else version)
+        return {
+            "package": package if at and package else None,
+            "version": {"raw": rest if at and package else version},
+            "description": build_hash[:12] if build_hash else version,
+            "buildHash": build_hash,
+        }
+    build = match.group("build")
+    build_hash = _build_hash(build)
+    label = build_hash[:12] if build_hash else build
+    base = rest.split("+", 1)[0]
+    return {
+        "package": package,
+        "version": {
+            "raw": rest,
+            "major": int(match.group("major")),
+            "minor": int(match.group("minor") or 0),
+            "patch": int(match.group("patch") or 0),
+            "pre": match.group("pre"),
+            "buildCode": build,
+            "components": sum(match.group(g) is not None for g in ("major", "minor", "patch")),
+        },
+        "description": f"{base} ({label})" if label else base,
+        "buildHash": build_hash,
+    }
+
+
+def project_json(project: Project) -> dict[str, Any]:
+    """An entry of a release's `projects` list (api/serializers/models/release.py)."""
+    return {
+        "id": project.id,
+        "slug": project.slug,
+        "name": project.name,
+        "newGroups": 0,
+        "platform": project.platform,
+        "platforms": [project.platform] if project.platform else [],
+        "hasHealthData": False,
+    }
+
+
+def release_json(view: ReleaseView) -> dict[str, Any]:
+    """Sentry's release JSON (api/serializers/models/release.py): projects and deploys as
+    stored; commits, issues and events, which relserver does not track, as Sentry shows a
+    release without them."""
+    release = view.release
+    return {
+        "id": release.id,
+        "version": release.version,
+        "status": release.status,
+        "shortVersion": release.version,
+        "versionInfo": version_info(release.version),
+        "ref": release.ref,
+        "url": release.url,
+        "dateReleased": format_datetime(release.date_released) if release.date_released else None,
+        "dateCreated": format_datetime(release.date_created),
+        "data": {},
+        "newGroups": 0,
+        "owner": None,
+        "commitCount": 0,
+        "lastCommit": None,
+        "deployCount": view.deploy_count,
+        "lastDeploy": deploy_json(view.last_deploy) if view.last_deploy else None,
+        "authors": [],
+        "projects": [project_json(p) for p in view.projects],
+        "firstEvent": None,
+        "lastEvent": None,
+        "currentProjectMeta": {},
+        "userAgent": release.user_agent,
+    }
+
+
+def archive_entry_json(entry: BundleFile) -> dict[str, Any]:
+    """A bundle member in a release's file list: Sentry's release-archive entry shape (project_release_files.py)."""
+    return {
+        "id": encode_archive_entry_id(entry.dist, entry.url),
+        "name": entry.url,
+        "dist": entry.dist,
+        "headers": entry.headers,
+        "size": entry.size,
+        "sha1": entry.sha1,
+        "dateCreated": format_datetime(entry.date_created),
+    }
+
+
+def _second_precision(value: datetime) -> str:
+    """These serializers cut ISO dates to seconds and add `Z`."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def bundle_associations(bundle: ArtifactBundle) -> list[dict[str, Any]]:
+    return [{"release": bundle.release, "dist": bundle.dist}] if bundle.release else []
+
+
+def artifact_bundle_json(bundle: ArtifactBundle) -> dict[str, Any]:
+    return {
+        "bundleId": bundle.bundle_id,
+        "associations": bundle_associations(bundle),
+        "fileCount": bundle.file_count,
+        "dateModified": _second_precision(bundle.date_modified),
+        "date": _second_precision(bundle.date_created),
+    }
+
+
+def bundle_file_json(entry: BundleFile) -> dict[str, Any]:
+    """ArtifactBundleFilesSerializer: ids are URL-safe base64 of the path inside the zip."""
+    sourcemap = next((v for k, v in entry.headers.items() if k.lower() == "sourcemap"), None)
+    return {
+        "id": base64.urlsafe_b64encode(entry.path.encode()).decode("ascii"),
+        "fileType": file_type_code(entry.file_type),
+        "filePath": entry.url,
+        "fileSize": entry.size,
+        "debugId": entry.debug_id,
+        "sourcemap": sourcemap,
+    }
+
+
+def file_type_code(file_type: str | None) -> int:
+    """SourceFileType (models/artifactbundle.py): numbers in JSON, 0 when missing or unknown."""
+    return {"source": 1, "minified_source": 2, "source_map": 3, "indexed_ram_bundle": 4}.get(file_type or "", 0)
+
+
+def deploy_json(deploy: Deploy) -> dict[str, Any]:
+    """api/serializers/models/deploy.py."""
+    return {
+        "id": str(deploy.id),
+        "environment": deploy.environment,
+        "dateStarted": format_datetime(deploy.date_started) if deploy.date_started else None,
+        "dateFinished": format_datetime(deploy.date_finished),
+        "name": deploy.name,
+        "url": deploy.url,
+    }
+
+
+def organization_json(org: Organization, projects: Iterable[Project], origin: str) -> dict[str, Any]:
+    """The base keys of OrganizationSerializer plus the detailed `projects` and `teams`."""
+    return {
+        "id": str(org.id),
+        "slug": org.slug,
+        "status": {"id": "active", "name": "active"},
+        "name": org.name,
+        "dateCreated": format_datetime(org.date_created),
+        "isEarlyAdopter": False,
+        "require2FA": False,
+        "requireEmailVerification": False,
+        "avatar": {"avatarType": "letter_avatar", "avatarUuid": None, "avatarUrl": None},
+        "allowMemberInvite": True,
+        "allowMemberProjectCreation": True,
+        "allowSuperuserAccess": True,
+        "links": {"organizationUrl": origin, "regionUrl": origin},
+        "hasAuthProvider": False,
+        "features": [],
+        "teams": [],
+        "projects": [
+            {
+                "id": str(p.id),
+                "slug": p.slug,
+                "name": p.name,
+                "platform": p.platform,
+                "dateCreated": format_datetime(p.date_created),
+            }
+            for p in projects
+        ],
+    }
