@@ -14,11 +14,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import bundles, sentry
+from . import sentry
 from .blobstore import TempBlob
-from .bundles import BundleError, BundleLimits
-from .chunks import chunk_error
 from .errors import BadRequest, is_disk_full
+from .ingest import bundle_zip
+from .ingest.bundle_zip import BundleError, BundleLimits
+from .ingest.chunks import chunk_error
 from .models import Organization, Project, Release, StoredBlob
 from .service import Backend, blob_unlinker, provision
 from .store import ReleaseGone
@@ -120,17 +121,17 @@ class Assembler:
         store = self.backend.store
         # Only chunks this organization uploaded count (debug_files/upload.py find_missing_chunks).
         if set(chunks) - await store.owned_chunks(organization_id, chunks):
-            raise BundleError(bundles.NOT_ALL_CHUNKS)
+            raise BundleError(bundle_zip.NOT_ALL_CHUNKS)
         sizes = await store.chunk_sizes(chunks)
-        bundles.check_total_size(name, sizes, chunks, self.limits.max_file_size)
-        return await asyncio.to_thread(bundles.concatenate, self.backend.blobstore, chunks, checksum)
+        bundle_zip.check_total_size(name, sizes, chunks, self.limits.max_file_size)
+        return await asyncio.to_thread(bundle_zip.concatenate, self.backend.blobstore, chunks, checksum)
 
     async def _artifact_bundle(self, organization_id: int, checksum: str, request: dict[str, Any]) -> None:
         temp, blob = await self._assembled_file(organization_id, checksum, request["chunks"], "artifact-bundle.zip")
-        bundle: bundles.Bundle | None = None
+        bundle: bundle_zip.Bundle | None = None
         try:
             bundle = await asyncio.to_thread(
-                bundles.read_bundle, temp.path, self.backend.blobstore, self.limits, url_required=True
+                bundle_zip.read_bundle, temp.path, self.backend.blobstore, self.limits, url_required=True
             )
             manifest = bundle.manifest
             # The request's release and dist win over the manifest's (tasks/assemble.py).
@@ -148,7 +149,7 @@ class Assembler:
 
             saved = await self.backend.store.save_artifact_bundle(
                 organization_id=organization_id,
-                bundle_id=bundles.bundle_id_for(manifest, checksum),
+                bundle_id=bundle_zip.bundle_id_for(manifest, checksum),
                 bundle_blob=blob,
                 release=release,
                 dist=dist or None,
@@ -163,11 +164,11 @@ class Assembler:
 
     async def _release_bundle(self, organization_id: int, checksum: str, request: dict[str, Any]) -> None:
         temp, _ = await self._assembled_file(organization_id, checksum, request["chunks"], "release-artifacts.zip")
-        bundle: bundles.Bundle | None = None
+        bundle: bundle_zip.Bundle | None = None
         try:
             # Sentry's messages from before release archives (tasks/assemble.py, 2021).
             bundle = await asyncio.to_thread(
-                bundles.read_bundle,
+                bundle_zip.read_bundle,
                 temp.path,
                 self.backend.blobstore,
                 self.limits,
@@ -214,7 +215,7 @@ def _string(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _discard_leftovers(temp: TempBlob, bundle: bundles.Bundle | None) -> None:
+def _discard_leftovers(temp: TempBlob, bundle: bundle_zip.Bundle | None) -> None:
     """Temp files not renamed into the store (after a failure, or the release bundle's zip)."""
     if not temp.consumed:
         temp.discard()

@@ -18,12 +18,12 @@ from typing import Any
 from . import auth, sentry
 from .auth import check_organization
 from .blobstore import BlobStore, TempBlob
-from .chunks import ReceivedChunk, check_checksums
 from .config import Config
 from .errors import BadRequest, Conflict, NotFound, PermissionDenied
+from .ingest.chunks import ReceivedChunk, check_checksums
+from .ingest.release_file import UploadForm
 from .models import BundleFile, Organization, Project, Release, ReleaseFile, ReleaseView, StoredBlob, Token
 from .store import DuplicateReleaseFile, ReleaseGone, Store, UnlinkBlobs
-from .upload import UploadForm
 
 log = logging.getLogger(__name__)
 

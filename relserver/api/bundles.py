@@ -11,8 +11,8 @@ from aiohttp import web
 
 from .. import sentry, service
 from ..auth import RELEASE_SCOPES, may_download
-from ..bundles import normalize_debug_id
 from ..errors import APIError, BadRequest, NotFound, PermissionDenied
+from ..ingest.bundle_zip import normalize_debug_id
 from ..keys import blobstore_key, token_key
 from ..models import ArtifactBundle, Organization, Project
 from .common import backend, json_response, organization_and_project, paginated_response, public_origin, requires

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from .. import assembly, sentry, service
 from ..auth import RELEASE_SCOPES
-from ..chunks import ChunkLimits, receive_chunks
 from ..errors import NotFound
+from ..ingest.chunks import ChunkLimits, receive_chunks
 from ..keys import assembler_key, blobstore_key, config_key
 from .common import backend, creatable_organization, json_response, public_origin, release_in_scope, requires
 

@@ -7,9 +7,9 @@ from aiohttp import web
 from .. import sentry, service
 from ..auth import RELEASE_SCOPES, may_download
 from ..errors import PermissionDenied
+from ..ingest.release_file import UploadLimits, receive_upload
 from ..keys import blobstore_key, config_key, token_key
 from ..models import BundleFile
-from ..upload import UploadLimits, receive_upload
 from .common import (
     backend,
     json_response,

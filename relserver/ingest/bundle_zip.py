@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .blobstore import BlobStore, TempBlob
-from .models import NewBundleFile, StoredBlob
+from ..blobstore import BlobStore, TempBlob
+from ..models import NewBundleFile, StoredBlob
 
 COPY_SIZE = 1024 * 1024
 # Below this size a high compression ratio is normal (a file of blank lines), not a bomb.

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
-from .blobstore import BlobStore, TempBlob
-from .errors import BadRequest
-from .models import StoredBlob
-from .upload import MALFORMED, LazySink, malformed, open_multipart, part_names, shielded, stream_part
+from ..blobstore import BlobStore, TempBlob
+from ..errors import BadRequest
+from ..models import StoredBlob
+from .batching import LazySink, shielded, stream_part
+from .multipart import MALFORMED, malformed, open_multipart, part_names
 
 # Content-Encoding values a `file` part may carry. Sentry also takes zstd; relserver neither
 # decodes nor advertises it, so clients never send it (they pick from `compression`).
