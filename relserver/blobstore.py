@@ -81,6 +81,8 @@ class TempBlob:
 class SweepReport:
     temp_files: int
     orphan_blobs: int
+    # Catalog rows of blobs nothing referenced any more (pruned before the files were swept).
+    blob_rows: int = 0
 
 
 class BlobStore:
@@ -175,10 +177,11 @@ class BlobStore:
             return []
         return [p for p in self.tmp_dir.iterdir() if _TEMP_NAME.fullmatch(p.name) and _is_regular_file(p)]
 
-    def sweep(self, referenced: set[str]) -> SweepReport:
+    def sweep(self, referenced: set[str], *, blob_rows: int = 0) -> SweepReport:
         """Remove relserver's temp files and every blob no row references (DESIGN invariants 1, 10).
 
-        Only at start-up: a temp file may be an upload in flight.
+        Only while holding the data dir's lock (start-up, vacuum): a temp file may be an
+        upload in flight of whoever holds it.
         """
         temp_files = 0
         for path in self.stale_temp_files():
@@ -189,7 +192,7 @@ class BlobStore:
         for sha1 in self.stored_sha1s() - referenced:
             self.delete(sha1)
             orphans += 1
-        return SweepReport(temp_files=temp_files, orphan_blobs=orphans)
+        return SweepReport(temp_files=temp_files, orphan_blobs=orphans, blob_rows=blob_rows)
 
 
 def _is_regular_file(path: Path) -> bool:

@@ -52,7 +52,7 @@ class TestOptions:
         plain = await make_client(config)
         url = (await (await plain.get(CHUNK_URL, headers=forwarded)).json())["url"]
         assert url.startswith(f"http://{plain.server.host}:{plain.server.port}/")
-        trusting = await make_client(config.with_overrides(trust_proxy=True))
+        trusting = await make_client(config.with_overrides(trust_proxy=True, data_dir=config.data_dir.with_name("own")))
         url = (await (await trusting.get(CHUNK_URL, headers=forwarded)).json())["url"]
         assert url == "https://sentry.example.test/api/0/organizations/acme/chunk-upload/"
 
