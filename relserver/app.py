@@ -16,8 +16,9 @@ from .api.middleware import auth_middleware, error_middleware
 from .assembly import Assembler
 from .blobstore import BlobStore, SweepReport
 from .config import Config
+from .datadir import DataDirLock
 from .keys import assembler_key, blobstore_key, config_key, store_key
-from .service import Backend, bootstrap_tokens
+from .service import Backend, bootstrap_tokens, sweep_leftovers
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -41,38 +42,49 @@ SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the store and blob store, sweep leftovers, make sure a token exists; close on exit."""
+    """Lock the data dir, open the stores, sweep leftovers, make sure a token exists; undo on exit.
+
+    The lock comes first (DESIGN invariant 10): a second process on the same data dir stops
+    here, before it could sweep the first one's uploads in flight or touch its database.
+    """
     config = app[config_key]
-    blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
-    await asyncio.to_thread(blobstore.prepare)
-    store = Store(config.db_path, fsync=config.fsync)
-    await store.open()
+    lock = DataDirLock(config.data_dir)
+    await asyncio.to_thread(_make_and_lock, lock)
     try:
-        # Nothing is being uploaded yet, so every temp file and every unreferenced blob is a
-        # leftover of a crash or a delete interrupted mid-way (DESIGN invariant 1).
-        referenced = await store.prune_blob_rows()
-        sweep = await asyncio.to_thread(blobstore.sweep, referenced)
-        if sweep.temp_files or sweep.orphan_blobs:
-            log.info(
-                "start-up sweep removed %d temp file(s) and %d unreferenced blob(s)",
-                sweep.temp_files,
-                sweep.orphan_blobs,
-            )
-        new_token = await bootstrap_tokens(store, config)
-        app[store_key] = store
-        app[blobstore_key] = blobstore
-        app[startup_key] = StartupReport(sweep=sweep, new_admin_token=new_token)
-        assembler = Assembler(Backend(config=config, store=store, blobstore=blobstore))
-        app[assembler_key] = assembler
-        # Assemblies a previous process accepted and did not finish start again (their chunks
-        # are owned blobs, which the sweep keeps).
-        await assembler.resume()
+        blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+        await asyncio.to_thread(blobstore.prepare)
+        store = Store(config.db_path, fsync=config.fsync)
+        await store.open()
         try:
-            yield
+            sweep = await sweep_leftovers(store, blobstore)
+            if sweep.temp_files or sweep.orphan_blobs:
+                log.info(
+                    "start-up sweep removed %d temp file(s) and %d unreferenced blob(s)",
+                    sweep.temp_files,
+                    sweep.orphan_blobs,
+                )
+            new_token = await bootstrap_tokens(store, config)
+            app[store_key] = store
+            app[blobstore_key] = blobstore
+            app[startup_key] = StartupReport(sweep=sweep, new_admin_token=new_token)
+            assembler = Assembler(Backend(config=config, store=store, blobstore=blobstore))
+            app[assembler_key] = assembler
+            # Assemblies a previous process accepted and did not finish start again (their
+            # chunks are owned blobs, which the sweep keeps).
+            await assembler.resume()
+            try:
+                yield
+            finally:
+                await assembler.close()
         finally:
-            await assembler.close()
+            await store.close()
     finally:
-        await store.close()
+        await asyncio.to_thread(lock.release)
+
+
+def _make_and_lock(lock: DataDirLock) -> None:
+    lock.data_dir.mkdir(parents=True, exist_ok=True)
+    lock.acquire()
 
 
 class InFlight:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,13 @@ from .models import StoredBlob
 log = logging.getLogger(__name__)
 
 _SHA1_HEX = re.compile(r"[0-9a-f]{40}")
-TEMP_PREFIX = "upload-"
+# Temp names are `relserver-<random>.part` (tempfile.mkstemp's random part: letters, digits,
+# `_`). The sweep removes only names of that shape, so a data dir pointed at a directory that
+# already has a `tmp/` (`--data-dir .`) never loses a file relserver did not create
+# (DESIGN invariant 10).
+TEMP_PREFIX = "relserver-"
+TEMP_SUFFIX = ".part"
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -38,7 +45,7 @@ class TempBlob:
     """One file being received: bytes are hashed and written as they arrive."""
 
     def __init__(self, tmp_dir: Path, *, fsync: bool) -> None:
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=TEMP_PREFIX, suffix=".part")
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
         self.path = Path(name)
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self._fsync = fsync
@@ -74,6 +81,8 @@ class TempBlob:
 class SweepReport:
     temp_files: int
     orphan_blobs: int
+    # Catalog rows of blobs nothing referenced any more (pruned before the files were swept).
+    blob_rows: int = 0
 
 
 class BlobStore:
@@ -151,17 +160,31 @@ class BlobStore:
             self.delete(sha1)
 
     def stored_sha1s(self) -> set[str]:
-        """Every blob name on disk (a full directory walk; start-up and vacuum only)."""
+        """Every blob on disk (a full directory walk; start-up and vacuum only).
+
+        Only regular files named by a sha1 at that sha1's own `ab/cd/` place count: anything
+        else under `blobs/` is not relserver's and is never touched.
+        """
         found = set()
         for path in self.blob_dir.glob("*/*/*"):
-            if _SHA1_HEX.fullmatch(path.name) and path.parent.parent.parent == self.blob_dir:
+            if _SHA1_HEX.fullmatch(path.name) and path == self.path_for(path.name) and _is_regular_file(path):
                 found.add(path.name)
         return found
 
-    def sweep(self, referenced: set[str]) -> SweepReport:
-        """Remove every temp file and every blob no row references (DESIGN invariant 1)."""
+    def stale_temp_files(self) -> list[Path]:
+        """relserver's own temp files in `tmp_dir` (by name); nothing else found there."""
+        if not self.tmp_dir.is_dir():
+            return []
+        return [p for p in self.tmp_dir.iterdir() if _TEMP_NAME.fullmatch(p.name) and _is_regular_file(p)]
+
+    def sweep(self, referenced: set[str], *, blob_rows: int = 0) -> SweepReport:
+        """Remove relserver's temp files and every blob no row references (DESIGN invariants 1, 10).
+
+        Only while holding the data dir's lock (start-up, vacuum): a temp file may be an
+        upload in flight of whoever holds it.
+        """
         temp_files = 0
-        for path in self.tmp_dir.iterdir():
+        for path in self.stale_temp_files():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 temp_files += 1
@@ -169,4 +192,12 @@ class BlobStore:
         for sha1 in self.stored_sha1s() - referenced:
             self.delete(sha1)
             orphans += 1
-        return SweepReport(temp_files=temp_files, orphan_blobs=orphans)
+        return SweepReport(temp_files=temp_files, orphan_blobs=orphans, blob_rows=blob_rows)
+
+
+def _is_regular_file(path: Path) -> bool:
+    """A regular file itself, not a symlink to one (lstat: never follows)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False

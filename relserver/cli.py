@@ -1,4 +1,5 @@
-"""The command line: `relserver [serve] …`, `relserver token …`, `relserver project …`.
+"""The command line: `relserver [serve] …`, `relserver token …`, `relserver project …`,
+`relserver vacuum`; one parser tree, `serve` when no command is given.
 
 Every serve flag has a RELSERVER_* environment twin; a flag beats the environment, the
 environment beats the default. No SQL here: commands go through the store's methods.
@@ -12,6 +13,8 @@ import logging
 import os
 import re
 import signal
+import socket
+import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,8 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, auth, sentry
+from . import __version__, auth, sentry, service
 from .app import SERVER_OPTIONS, create_app, inflight_key, startup_key
+from .blobstore import BlobStore
 from .config import (
     CHUNK_SIZE,
     DEFAULT_DATA_DIR,
@@ -34,6 +38,7 @@ from .config import (
     KiB,
     MiB,
 )
+from .datadir import DataDirError, DataDirInUse, DataDirLock, describe_error
 from .store import Store
 
 log = logging.getLogger("relserver")
@@ -41,6 +46,8 @@ log = logging.getLogger("relserver")
 ENV_PREFIX = "RELSERVER_"
 # Seconds in-flight requests get to finish after SIGTERM/SIGINT before connections are closed.
 SHUTDOWN_TIMEOUT = 10.0
+# Pending connections per listening socket: aiohttp's TCPSite default.
+LISTEN_BACKLOG = 128
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
 
 _SIZE = re.compile(r"(?i)\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*")
@@ -84,11 +91,17 @@ def parse_bool(text: str) -> bool:
 
 
 class _EnvDefault:
-    """Reads one RELSERVER_* variable for a flag's default, reporting bad values like argparse."""
+    """Reads one RELSERVER_* variable for a flag's default, reporting bad values like argparse.
 
-    def __init__(self, parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    `deferred`: collect the errors instead of exiting at once, so a bad serve variable (say
+    RELSERVER_PORT) does not stop `relserver token list`; `parse_args` reports them for serve.
+    """
+
+    def __init__(self, parser: argparse.ArgumentParser, environ: Mapping[str, str], *, deferred: bool = False) -> None:
         self.parser = parser
         self.environ = environ
+        self.deferred = deferred
+        self.errors: list[str] = []
 
     def __call__(self, name: str, convert: Callable[[str], Any], default: Any) -> Any:
         raw = self.environ.get(ENV_PREFIX + name)
@@ -97,19 +110,41 @@ class _EnvDefault:
         try:
             return convert(raw)
         except argparse.ArgumentTypeError as exc:
-            self.parser.error(f"{ENV_PREFIX}{name}: {exc}")
+            if not self.deferred:
+                self.parser.error(f"{ENV_PREFIX}{name}: {exc}")
+            self.errors.append(f"{ENV_PREFIX}{name}: {exc}")
+            return default
 
 
-def _add_data_dir(parser: argparse.ArgumentParser, env: _EnvDefault) -> None:
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=env("DATA_DIR", Path, DEFAULT_DATA_DIR),
-        help="where the SQLite database, blobs and admin token live (env RELSERVER_DATA_DIR; default %(default)s)",
-    )
+def parse_data_dir(text: str) -> Path:
+    # An empty value would mean the current directory, by accident rather than by choice.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is not a data dir (give a directory, e.g. ./.relserver)")
+    return Path(text)
 
 
-def serve_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+DATA_DIR_HELP = (
+    "where the SQLite database, blobs and admin token live; may come before or after the "
+    "command (env RELSERVER_DATA_DIR; default ./.relserver)"
+)
+
+
+def _add_data_dir(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
+    """`--data-dir` on every level of the tree. Below the top it defaults to SUPPRESS, so a
+    value given before the command is not overwritten by a subcommand's default."""
+    parser.add_argument("--data-dir", type=parse_data_dir, default=default, metavar="DIR", help=DATA_DIR_HELP)
+
+
+COMMANDS = ("serve", "token", "project", "vacuum")
+_TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The one parser tree: `relserver [--data-dir DIR] {serve,token,project,vacuum} …`."""
+    return _build(environ)[0]
+
+
+def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, _EnvDefault]:
     parser = argparse.ArgumentParser(
         prog="relserver",
         description=(
@@ -117,10 +152,8 @@ def serve_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
             "create releases and upload files to it, and you can inspect what they sent."
         ),
         epilog=(
-            "other commands:\n"
-            "  relserver token create|list|revoke   manage API tokens (relserver token --help)\n"
-            "  relserver project create ORG PROJECT  provision a project (for --no-auto-create)\n\n"
-            "Every option can also be set through the environment variable named after it.\n"
+            "With no command, relserver serves: `relserver --port 9000` is `relserver serve --port 9000`.\n"
+            "`relserver serve --help` lists the server's options; each has a RELSERVER_* environment twin.\n"
             "Quick start: relserver --port 9000, then upload with the printed token, e.g.\n"
             "  sentry-cli --url http://127.0.0.1:9000 --auth-token TOKEN -o acme -p web releases new 1.0"
         ),
@@ -128,6 +161,30 @@ def serve_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     env = _EnvDefault(parser, environ)
     parser.add_argument("--version", action="version", version=f"relserver {__version__}")
+    _add_data_dir(parser, env("DATA_DIR", parse_data_dir, DEFAULT_DATA_DIR))
+    commands = parser.add_subparsers(dest="command", required=True, title="commands")
+    serve_env = _add_serve(commands, environ)
+    _add_token(commands)
+    _add_project(commands)
+    vacuum = commands.add_parser(
+        "vacuum",
+        help="remove unreferenced blobs and stale temp files (refuses while a server runs)",
+        description="Run the start-up sweep now: prune unreferenced blob rows, delete unreferenced "
+        "blob files and relserver's stale temp files, and print what went. Takes the data dir's "
+        "lock, so it refuses while a server holds it (a temp file may be an upload in flight).",
+    )
+    _add_data_dir(vacuum)
+    return parser, serve_env
+
+
+def _add_serve(commands: Any, environ: Mapping[str, str]) -> _EnvDefault:
+    parser = commands.add_parser(
+        "serve",
+        help="serve the API (the default when no command is given)",
+        description="Serve Sentry's release-artifact API on one data dir, which it locks for its "
+        "whole run (a second server on the same data dir refuses to start).",
+    )
+    env = _EnvDefault(parser, environ, deferred=True)
     parser.add_argument(
         "--host",
         default=env("HOST", str, DEFAULT_HOST),
@@ -140,7 +197,7 @@ def serve_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="port to listen on, 0 for a free one; the banner prints the real URL "
         "(env RELSERVER_PORT; default %(default)s)",
     )
-    _add_data_dir(parser, env)
+    _add_data_dir(parser)
     parser.add_argument(
         "--max-file-size",
         type=parse_size,
@@ -204,32 +261,18 @@ def serve_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env("LOG_LEVEL", str.lower, "info"),
         help="log verbosity; info logs one line per request (env RELSERVER_LOG_LEVEL; default %(default)s)",
     )
-    return parser
+    return env
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        max_file_size=args.max_file_size,
-        token=args.token or None,
-        fsync=not args.no_fsync,
-        auto_create=not args.no_auto_create,
-        log_level=args.log_level,
-        upload_mode=args.upload_mode,
-        public_url=args.public_url or None,
-        trust_proxy=args.trust_proxy,
-        chunk_size=args.chunk_size,
+def _add_token(commands: Any) -> None:
+    token = commands.add_parser(
+        "token",
+        help="manage API tokens (safe beside a running server)",
+        description="Manage API tokens. Each command is one short SQLite transaction, safe while a "
+        "server runs on the same data dir.",
     )
-
-
-def admin_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relserver", description="Administer a relserver data dir.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    token = commands.add_parser("token", help="manage API tokens", description="Manage API tokens.")
-    token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_data_dir(token)
+    token_commands = token.add_subparsers(dest="action", required=True, title="actions")
     create = token_commands.add_parser(
         "create",
         help="mint a token and print it (once)",
@@ -252,42 +295,100 @@ def admin_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "sentry-cli needs neither --url nor --org",
     )
     create.add_argument("--url", help="with --org-token: the server URL clients should use")
-    env_create = _EnvDefault(create, environ)
-    _add_data_dir(create, env_create)
+    _add_data_dir(create)
 
-    listing = token_commands.add_parser("list", help="list tokens (never their secrets)")
-    _add_data_dir(listing, _EnvDefault(listing, environ))
-    revoke = token_commands.add_parser("revoke", help="revoke a token by the id `token list` shows")
-    revoke.add_argument("id", type=int)
-    _add_data_dir(revoke, _EnvDefault(revoke, environ))
-
-    project = commands.add_parser("project", help="provision projects", description="Provision projects.")
-    project_commands = project.add_subparsers(dest="action", required=True, metavar="ACTION")
-    project_create = project_commands.add_parser(
-        "create", help="create an organization and project (needed with --no-auto-create)"
+    listing = token_commands.add_parser(
+        "list", help="list tokens (never their secrets)", description="List tokens, never their secrets."
     )
-    project_create.add_argument("org")
-    project_create.add_argument("project")
-    _add_data_dir(project_create, _EnvDefault(project_create, environ))
-    return parser
+    _add_data_dir(listing)
+    revoke = token_commands.add_parser(
+        "revoke",
+        help="revoke a token by the id `token list` shows",
+        description="Revoke a token; requests carrying it answer 401 from then on.",
+    )
+    revoke.add_argument("id", type=int, help="the token's id, as `relserver token list` shows it")
+    _add_data_dir(revoke)
+
+
+def _add_project(commands: Any) -> None:
+    project = commands.add_parser(
+        "project",
+        help="provision projects (safe beside a running server)",
+        description="Provision organizations and projects (needed with --no-auto-create).",
+    )
+    _add_data_dir(project)
+    project_commands = project.add_subparsers(dest="action", required=True, title="actions")
+    project_create = project_commands.add_parser(
+        "create",
+        help="create an organization and project (needed with --no-auto-create)",
+        description="Create an organization and a project in it; both must be slugs Sentry accepts.",
+    )
+    project_create.add_argument("org", help="the organization slug, e.g. acme")
+    project_create.add_argument("project", help="the project slug, e.g. web")
+    _add_data_dir(project_create)
+
+
+def with_command(argv: Sequence[str]) -> list[str]:
+    """`argv` with `serve` in front when it names no command (`relserver --port 9000`)."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in COMMANDS or arg in _TOP_LEVEL_FLAGS:
+            return list(argv)
+        if arg == "--data-dir":
+            i += 2
+        elif arg.startswith("--data-dir="):
+            i += 1
+        else:
+            break
+    return ["serve", *argv]
+
+
+def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespace:
+    parser, serve_env = _build(environ)
+    args = parser.parse_args(with_command(argv))
+    if args.command == "serve" and serve_env.errors:
+        serve_env.parser.error(serve_env.errors[0])
+    return args
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        max_file_size=args.max_file_size,
+        token=args.token or None,
+        fsync=not args.no_fsync,
+        auto_create=not args.no_auto_create,
+        log_level=args.log_level,
+        upload_mode=args.upload_mode,
+        public_url=args.public_url or None,
+        trust_proxy=args.trust_proxy,
+        chunk_size=args.chunk_size,
+    )
+
+
+class StartupError(Exception):
+    """Serving could not start; the message is the whole line printed."""
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    environ = os.environ if environ is None else environ
-    if argv and argv[0] in ("token", "project"):
-        args = admin_parser(environ).parse_args(argv)
-        return asyncio.run(_admin(args))
-    if argv and argv[0] == "serve":
-        argv = argv[1:]
-    config = config_from_args(serve_parser(environ).parse_args(argv))
-    configure_logging(config.log_level)
+    args = parse_args(sys.argv[1:] if argv is None else argv, os.environ if environ is None else environ)
     try:
-        asyncio.run(serve(config))
-    except StartupError as exc:
-        print(f"relserver: {exc}", file=sys.stderr)
+        if args.command == "serve":
+            config = config_from_args(args)
+            configure_logging(config.log_level)
+            asyncio.run(serve(config))
+            return 0
+        return _admin(args)
+    except (StartupError, DataDirError, OSError, sqlite3.Error) as exc:
+        # Whatever the data dir or the socket refused, in one line: never a traceback.
+        message = str(exc) if isinstance(exc, StartupError) else describe_error(args.data_dir, exc)
+        if message is None:
+            raise
+        print(f"relserver: {message}", file=sys.stderr)
         return 1
-    return 0
 
 
 def configure_logging(level: str) -> None:
@@ -298,17 +399,24 @@ def configure_logging(level: str) -> None:
     )
 
 
-class StartupError(Exception):
-    pass
-
-
 def base_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
 
 
 async def serve(config: Config) -> None:
-    """Run until SIGINT or SIGTERM, then let in-flight requests finish (bounded)."""
+    """Bind, then open the data dir, then serve until SIGINT or SIGTERM; let in-flight
+    requests finish (bounded)."""
+    # The socket first: a port in use must leave no database, token or lock behind.
+    sockets = await bind_sockets(config.host, config.port)
+    try:
+        await _serve_on(config, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def _serve_on(config: Config, sockets: list[socket.socket]) -> None:
     app = create_app(config)
     # Handlers go in before anything is announced, so a SIGTERM right after the banner is
     # already a clean shutdown.
@@ -324,24 +432,55 @@ async def serve(config: Config) -> None:
         **SERVER_OPTIONS,
     )
     try:
+        # storage_ctx: lock the data dir, open the database, sweep, bootstrap the admin token.
         await runner.setup()
-    except (OSError, RuntimeError) as exc:
-        raise StartupError(f"cannot open {config.data_dir}: {exc}") from exc
+    except (OSError, RuntimeError, sqlite3.Error, DataDirError) as exc:
+        raise StartupError(describe_error(config.data_dir, exc) or str(exc)) from exc
     try:
-        site = web.TCPSite(runner, config.host, config.port)
-        try:
+        sites = [web.SockSite(runner, sock) for sock in sockets]
+        for site in sites:
             await site.start()
-        except OSError as exc:
-            raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
-        print_banner(config, base_url(config.host, site.port), app[startup_key].new_admin_token)
+        port = sockets[0].getsockname()[1]
+        print_banner(config, base_url(config.host, port), app[startup_key].new_admin_token)
         await stop.wait()
         # Graceful: stop accepting, let requests in flight finish (bounded), then close.
         log.info("shutting down: no new connections; waiting for %d request(s)", app[inflight_key].count)
-        await site.stop()
+        for site in sites:
+            await site.stop()
         if not await app[inflight_key].wait_idle(SHUTDOWN_TIMEOUT):
             log.warning("requests still running after %ss; closing them", SHUTDOWN_TIMEOUT)
     finally:
         await runner.cleanup()
+
+
+async def bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for every address `host` resolves to, as asyncio's create_server
+    binds them (SO_REUSEADDR, IPv6 only on IPv6 sockets); with port 0 they share one port."""
+    where = f"{host}:{port}"
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {where}: {exc}") from exc
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(LISTEN_BACKLOG)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise StartupError(f"cannot listen on {where}: {exc}") from exc
+    return sockets
 
 
 def print_banner(config: Config, url: str, new_token: str | None) -> None:
@@ -360,9 +499,29 @@ def print_banner(config: Config, url: str, new_token: str | None) -> None:
     print("\n".join(lines), flush=True)
 
 
-async def _admin(args: argparse.Namespace) -> int:
+def _admin(args: argparse.Namespace) -> int:
+    """token, project and vacuum. Reading commands never create a data dir or a database."""
     config = Config(data_dir=args.data_dir)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.command == "vacuum":
+        _require_database(config)
+        return asyncio.run(_vacuum(config))
+    if args.command == "token" and args.action in ("list", "revoke"):
+        _require_database(config)
+    else:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(_store_command(config, args))
+
+
+def _require_database(config: Config) -> None:
+    if not config.data_dir.is_dir():
+        raise DataDirError(f"no data dir at {config.data_dir} (give --data-dir, or start `relserver serve` once)")
+    if not config.db_path.is_file():
+        raise DataDirError(f"no relserver database in {config.data_dir} (give --data-dir the server's data dir)")
+
+
+async def _store_command(config: Config, args: argparse.Namespace) -> int:
+    # Token and project commands are one short transaction each: safe beside a running server
+    # (WAL, and the busy timeout waits out its writer), so they take no lock.
     async with Store(config.db_path) as store:
         if args.command == "project":
             return await _project_create(store, args)
@@ -371,6 +530,27 @@ async def _admin(args: argparse.Namespace) -> int:
         if args.action == "list":
             return await _token_list(store)
         return await _token_revoke(store, args.id)
+
+
+async def _vacuum(config: Config) -> int:
+    """The start-up sweep, on demand; under the data dir's lock, so never beside a server."""
+    lock = DataDirLock(config.data_dir)
+    try:
+        await asyncio.to_thread(lock.acquire)
+    except DataDirInUse as exc:
+        advice = "stop it first: vacuum removes temp files, which may be uploads in flight"
+        raise DataDirInUse(exc.data_dir, exc.pid, advice) from None
+    try:
+        blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+        async with Store(config.db_path, fsync=config.fsync) as store:
+            report = await service.sweep_leftovers(store, blobstore)
+    finally:
+        await asyncio.to_thread(lock.release)
+    print(
+        f"removed {report.temp_files} stale temp file(s), {report.orphan_blobs} unreferenced blob file(s) "
+        f"and {report.blob_rows} unreferenced blob row(s) from {config.data_dir}"
+    )
+    return 0
 
 
 async def _token_create(store: Store, args: argparse.Namespace) -> int:
@@ -396,12 +576,15 @@ async def _token_create(store: Store, args: argparse.Namespace) -> int:
 
 
 async def _token_list(store: Store) -> int:
-    print(f"{'id':>4}  {'kind':4}  {'ends':6}  {'org':12}  {'state':8}  {'label':24}  scopes")
-    for t in await store.list_tokens():
+    tokens = await store.list_tokens()
+    # Whole labels: the column is as wide as the longest one.
+    width = max([len("label"), *(len(t.label) for t in tokens)])
+    print(f"{'id':>4}  {'kind':4}  {'ends':6}  {'org':12}  {'state':8}  {'label':{width}}  scopes")
+    for t in tokens:
         state = "revoked" if t.revoked else "active"
         print(
             f"{t.id:>4}  {t.kind:4}  …{t.last_characters:5}  {t.organization or '*':12}  {state:8}  "
-            f"{t.label[:24]:24}  {' '.join(sorted(t.scopes))}"
+            f"{t.label:{width}}  {' '.join(sorted(t.scopes))}"
         )
     return 0
 

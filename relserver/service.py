@@ -17,7 +17,7 @@ from typing import Any
 
 from . import auth, sentry
 from .auth import check_organization
-from .blobstore import BlobStore, TempBlob
+from .blobstore import BlobStore, SweepReport, TempBlob
 from .config import Config
 from .errors import BadRequest, Conflict, NotFound, PermissionDenied
 from .ingest.chunks import ReceivedChunk, check_checksums
@@ -232,6 +232,17 @@ async def bootstrap_tokens(store: Store, config: Config) -> str | None:
     await asyncio.to_thread(write_secret_file, config.admin_token_path, token)
     log.info("created the admin token; it is in %s", config.admin_token_path)
     return token
+
+
+async def sweep_leftovers(store: Store, blobstore: BlobStore) -> SweepReport:
+    """Prune unreferenced blob rows, then remove unreferenced blob files and stale temp files.
+
+    Start-up and `relserver vacuum` run this, only while they hold the data dir's lock: with
+    no other process on the data dir, every relserver temp file is a leftover of a crash and
+    every unreferenced blob one of a delete interrupted mid-way (DESIGN invariants 1, 10).
+    """
+    pruned, referenced = await store.prune_blob_rows()
+    return await asyncio.to_thread(blobstore.sweep, referenced, blob_rows=pruned)
 
 
 def write_secret_file(path: Path, content: str) -> None:

@@ -1526,11 +1526,12 @@ class Store:
 
     # --- blobs ------------------------------------------------------------------------------
 
-    async def prune_blob_rows(self) -> set[str]:
-        """Drop blob rows no file references; return the sha1s still referenced."""
+    async def prune_blob_rows(self) -> tuple[int, set[str]]:
+        """Drop blob rows no file references; return how many went and the sha1s still referenced."""
         async with self._write() as w:
-            await w.execute(f"DELETE FROM blobs WHERE {_BLOB_UNREFERENCED}")  # noqa: S608 -- fixed SQL
-            return {row[0] for row in await _all(w, "SELECT sha1 FROM blobs")}
+            cursor = await w.execute(f"DELETE FROM blobs WHERE {_BLOB_UNREFERENCED}")  # noqa: S608 -- fixed SQL
+            pruned = cursor.rowcount
+            return pruned, {row[0] for row in await _all(w, "SELECT sha1 FROM blobs")}
 
     async def blob_sha1s(self) -> set[str]:
         return {row[0] for row in await self._fetchall("SELECT sha1 FROM blobs")}

@@ -20,10 +20,13 @@ _LISTENING = re.compile(r"listening on (http://\S+)")
 class ServerProcess:
     """Starts the server, finds its URL in the banner, and keeps its output for failure reports."""
 
-    def __init__(self, data_dir: Path, *, token: str | None, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, *, token: str | None, extra_args: Sequence[str] = (), cwd: Path | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.token = token
         self.extra_args = list(extra_args)
+        self.cwd = cwd
         self.output: list[str] = []
         self.url = ""
         self.proc: subprocess.Popen[str] | None = None
@@ -41,6 +44,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            cwd=self.cwd,
         )
         found = threading.Event()
 
@@ -100,11 +104,19 @@ class ServerProcess:
         return log
 
 
+def run_relserver(*args: str, cwd: Path | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """One `python -m relserver …` command to its end, with no RELSERVER_* variable leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELSERVER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "relserver", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
+
+
 @contextmanager
 def running_server(
-    data_dir: Path, *, token: str | None = None, extra_args: Sequence[str] = ()
+    data_dir: Path, *, token: str | None = None, extra_args: Sequence[str] = (), cwd: Path | None = None
 ) -> Iterator[ServerProcess]:
-    server = ServerProcess(data_dir, token=token, extra_args=extra_args)
+    server = ServerProcess(data_dir, token=token, extra_args=extra_args, cwd=cwd)
     server.start()
     try:
         yield server

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import zlib
 
 import aiohttp
 import pytest
 
+from relserver.api.chunks import LEGACY_MODE_VS_CLI_3
 from relserver.blobstore import TempBlob
 from relserver.config import Config, KiB, MiB
 from relserver.keys import store_key
@@ -53,7 +55,7 @@ class TestOptions:
         plain = await make_client(config)
         url = (await (await plain.get(CHUNK_URL, headers=forwarded)).json())["url"]
         assert url.startswith(f"http://{plain.server.host}:{plain.server.port}/")
-        trusting = await make_client(config.with_overrides(trust_proxy=True))
+        trusting = await make_client(config.with_overrides(trust_proxy=True, data_dir=config.data_dir.with_name("own")))
         url = (await (await trusting.get(CHUNK_URL, headers=forwarded)).json())["url"]
         assert url == "https://sentry.example.test/api/0/organizations/acme/chunk-upload/"
 
@@ -78,6 +80,30 @@ class TestOptions:
             assert (resp.status, await resp.read()) == (404, b"")
         resp = await client.post(f"{ORG_URL}/artifactbundle/assemble/", json={}, headers=bearer())
         assert resp.status == 404
+
+    @pytest.mark.parametrize(
+        ("user_agent", "warned"), [("sentry-cli/3.8.2", True), ("sentry-cli/2.58.6", False), ("curl/8.5", False)]
+    )
+    async def test_legacy_mode_warns_only_a_3x_client_that_it_has_nothing_to_upload(
+        self,
+        make_client: ClientFactory,
+        config: Config,
+        caplog: pytest.LogCaptureFixture,
+        user_agent: str,
+        warned: bool,
+    ) -> None:
+        client = await make_client(config.with_overrides(upload_mode="legacy"))
+        with caplog.at_level(logging.WARNING, logger="relserver.api.chunks"):
+            resp = await client.get(CHUNK_URL, headers={**bearer(), "User-Agent": user_agent})
+        assert resp.status == 404
+        expected = [f"{LEGACY_MODE_VS_CLI_3} (GET {CHUNK_URL})"] if warned else []
+        assert [r.getMessage() for r in caplog.records if r.name == "relserver.api.chunks"] == expected
+
+    async def test_no_warning_where_chunk_upload_exists(self, client: Client, caplog: pytest.LogCaptureFixture) -> None:
+        with caplog.at_level(logging.WARNING, logger="relserver.api.chunks"):
+            resp = await client.get(CHUNK_URL, headers={**bearer(), "User-Agent": "sentry-cli/3.8.2"})
+        assert resp.status == 200
+        assert [r for r in caplog.records if r.name == "relserver.api.chunks"] == []
 
     async def test_chunk_options_without_a_token_are_401(self, client: Client) -> None:
         resp = await client.get(CHUNK_URL)

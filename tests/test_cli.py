@@ -3,6 +3,8 @@ server process over a real socket."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +20,78 @@ TOKEN = "e2e-token"
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> Config:
-    return cli.config_from_args(cli.serve_parser(environ or {}).parse_args(argv))
+    args = cli.parse_args(argv, environ or {})
+    assert args.command == "serve"
+    return cli.config_from_args(args)
 
 
 class TestConfiguration:
-    def test_defaults(self) -> None:
+    def test_a_bare_command_line_uses_the_documented_defaults(self) -> None:
         config = parse([])
         assert (config.host, config.port, config.data_dir) == ("127.0.0.1", 9000, Path(".relserver"))
         assert (config.max_file_size, config.token, config.fsync, config.auto_create) == (2 * GiB, None, True, True)
+        assert parse(["serve"]) == config
+
+    def test_token_commands_and_make_run_find_the_servers_default_data_dir(self) -> None:
+        """`make run` serves ./.relserver; `.venv/bin/relserver token list` must read the same."""
+        for argv in (["token", "list"], ["token", "create"], ["project", "create", "a", "b"], ["vacuum"]):
+            assert cli.parse_args(argv, {}).data_dir == parse([]).data_dir, argv
+        makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+        (make_default,) = re.findall(r"^DATA_DIR \?= (.+)$", makefile, re.MULTILINE)
+        assert Path(make_default) == parse([]).data_dir
+        assert re.search(r"^run:.*\n\t.*--data-dir \$\(DATA_DIR\)", makefile, re.MULTILINE)
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["--data-dir", "/srv/rel", "token", "list"],
+            ["token", "list", "--data-dir", "/srv/rel"],
+            ["token", "--data-dir", "/srv/rel", "list"],
+            ["--data-dir=/srv/rel", "vacuum"],
+            ["vacuum", "--data-dir", "/srv/rel"],
+            ["--data-dir", "/tmp/elsewhere", "project", "create", "acme", "web", "--data-dir", "/srv/rel"],
+        ],
+    )
+    def test_the_data_dir_may_come_before_or_after_the_command(self, argv: list[str]) -> None:
+        assert cli.parse_args(argv, {"RELSERVER_DATA_DIR": "/from/env"}).data_dir == Path("/srv/rel")
+
+    @pytest.mark.parametrize(
+        "argv",
+        [["--data-dir", "/srv/rel"], ["--data-dir", "/srv/rel", "--port", "1"], ["serve", "--data-dir", "/srv/rel"]],
+    )
+    def test_serve_is_the_command_when_none_is_given_and_takes_the_data_dir_either_side(self, argv: list[str]) -> None:
+        assert parse(argv, {"RELSERVER_DATA_DIR": "/from/env"}).data_dir == Path("/srv/rel")
+        assert parse([], {"RELSERVER_DATA_DIR": "/from/env"}).data_dir == Path("/from/env")
+        assert parse(["--data-dir", "/srv/rel", "serve", "--port", "9001"]).port == 9001
+
+    @pytest.mark.parametrize(
+        ("argv", "env", "message"),
+        [
+            (["--data-dir", ""], {}, "argument --data-dir: an empty path is not a data dir"),
+            (["--data-dir", "", "token", "list"], {}, "argument --data-dir: an empty path is not a data dir"),
+            (["token", "list", "--data-dir", " "], {}, "argument --data-dir: an empty path is not a data dir"),
+            ([], {"RELSERVER_DATA_DIR": ""}, "RELSERVER_DATA_DIR: an empty path is not a data dir"),
+            (["token", "list"], {"RELSERVER_DATA_DIR": ""}, "RELSERVER_DATA_DIR: an empty path is not a data dir"),
+        ],
+    )
+    def test_an_empty_data_dir_is_refused_before_anything_runs(
+        self, argv: list[str], env: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv, env)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "usage: relserver" in err
+
+    def test_a_bad_serve_variable_does_not_stop_the_token_commands(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        env = {"RELSERVER_PORT": "x", "RELSERVER_DATA_DIR": str(tmp_path)}
+        assert cli.main(["token", "create"], env) == 0
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([], env)
+        assert exit_info.value.code == 2
+        assert "RELSERVER_PORT: not a port" in capsys.readouterr().err
 
     def test_environment_beats_default_and_flag_beats_environment(self) -> None:
         env = {
@@ -72,7 +138,7 @@ class TestConfiguration:
 
     def test_help_explains_every_flag_and_its_environment_variable(self, capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit):
-            cli.main(["--help"], {})
+            cli.main(["serve", "--help"], {})
         text = capsys.readouterr().out
         for flag, env in [
             ("--host", "RELSERVER_HOST"),
@@ -85,11 +151,36 @@ class TestConfiguration:
             ("--log-level", "RELSERVER_LOG_LEVEL"),
         ]:
             assert flag in text and env in text
-        assert "relserver token" in text
+
+    def test_the_usage_line_names_every_command_and_the_help_describes_them(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["--help"], {})
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert text.startswith("usage: relserver ") and "{serve,token,project,vacuum}" in text.split("\n\n")[0]
+        assert "relserver serve --help" in text
+
+    def test_every_command_option_and_positional_has_a_description(self) -> None:
+        undescribed = []
+        pending = [cli.build_parser({})]
+        while pending:
+            parser = pending.pop()
+            for action in parser._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    described = {choice.dest for choice in action._choices_actions if choice.help}
+                    undescribed += [f"{parser.prog} {name}" for name in action.choices if name not in described]
+                    pending += action.choices.values()
+                elif not action.help or action.help == argparse.SUPPRESS:
+                    undescribed.append(f"{parser.prog} {action.dest}")
+        assert undescribed == []
 
 
 class TestAdminCommands:
-    def test_token_create_list_revoke(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_a_revoked_token_cannot_be_revoked_twice_and_list_never_shows_secrets(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         data = ["--data-dir", str(tmp_path)]
         assert (
             cli.main(["token", "create", "--scope", "project:read", "--org", "acme", "--label", "ci", *data], {}) == 0
@@ -114,14 +205,48 @@ class TestAdminCommands:
         with pytest.raises(SystemExit):
             cli.main(["token", "create", "--scope", "root", "--data-dir", str(tmp_path)], {})
 
-    def test_project_create(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_project_create_rejects_slugs_sentry_would_refuse(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         assert cli.main(["project", "create", "acme", "web", "--data-dir", str(tmp_path)], {}) == 0
         assert capsys.readouterr().out.strip() == "acme/web"
         assert cli.main(["project", "create", "acme", "Not Valid", "--data-dir", str(tmp_path)], {}) == 2
 
+    def test_token_list_shows_whole_labels(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        label = "deploy from the release pipeline of the web team, rotated monthly"
+        assert cli.main(["--data-dir", str(tmp_path), "token", "create", "--label", label], {}) == 0
+        assert cli.main(["--data-dir", str(tmp_path), "token", "create", "--label", "short"], {}) == 0
+        capsys.readouterr()
+        assert cli.main(["--data-dir", str(tmp_path), "token", "list"], {}) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert label in lines[1] and lines[1].endswith("org:read project:releases")
+        # The scopes column starts in the same place on every line.
+        assert len({line.index("scopes") if i == 0 else line.index("org:read") for i, line in enumerate(lines)}) == 1
+
+    @pytest.mark.parametrize("argv", [["token", "list"], ["token", "revoke", "1"], ["vacuum"]])
+    def test_commands_that_need_a_database_say_so_and_create_nothing(
+        self, tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        missing = tmp_path / "missing"
+        assert cli.main([*argv, "--data-dir", str(missing)], {}) == 1
+        assert (
+            capsys.readouterr().err
+            == f"relserver: no data dir at {missing} (give --data-dir, or start `relserver serve` once)\n"
+        )
+        assert not missing.exists()
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        assert cli.main([*argv, "--data-dir", str(empty)], {}) == 1
+        assert capsys.readouterr().err.startswith(f"relserver: no relserver database in {empty} ")
+        assert list(empty.iterdir()) == []
+
 
 def test_python_m_relserver_help_runs() -> None:
     result = subprocess.run([sys.executable, "-m", "relserver", "--help"], capture_output=True, text=True, check=True)
+    assert "{serve,token,project,vacuum}" in result.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "relserver", "serve", "--help"], capture_output=True, text=True, check=True
+    )
     assert "--max-file-size" in result.stdout
 
 
@@ -151,8 +276,10 @@ def test_unknown_api_calls_are_logged_with_method_and_path(tmp_path: Path) -> No
     server.wait_for_log("unimplemented API call: PUT /api/0/not/implemented/?x=1")
 
 
-def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
-    with running_server(tmp_path / "a", token=TOKEN) as server:
+def test_a_port_in_use_is_one_line_and_leaves_no_database_or_token(tmp_path: Path) -> None:
+    # A data dir that exists, so "nothing created" means nothing inside it either.
+    (tmp_path / "b").mkdir()
+    with running_server(tmp_path / "a") as server:
         port = server.url.rsplit(":", 1)[1]
         result = subprocess.run(
             [sys.executable, "-m", "relserver", "--port", port, "--data-dir", str(tmp_path / "b")],
@@ -161,4 +288,6 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
             timeout=30,
         )
     assert result.returncode == 1
-    assert "cannot listen on" in result.stderr
+    assert result.stderr.startswith(f"relserver: cannot listen on 127.0.0.1:{port}: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert list((tmp_path / "b").iterdir()) == []

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from relserver import auth
 from relserver.api.common import required_scopes
 from relserver.config import Config, KiB, MiB
+from relserver.datadir import LOCK_NAME
 from relserver.keys import store_key
 
 from .bundle_helpers import make_bundle, upload_bundle
@@ -431,7 +432,8 @@ async def test_zips_with_traversal_names_and_duplicates_are_stored_safely(client
     assert [p.name for p in config.data_dir.parent.iterdir()] == [config.data_dir.name]
     chunks = {sha1(bundle[i : i + 1024]) for i in range(0, len(bundle), 1024)}
     blobs = chunks | {sha1(bundle), sha1(b"evil"), sha1(b"second copy")}
-    stored = [p for p in config.data_dir.rglob("*") if p.is_file() and not p.name.startswith(config.db_path.name)]
+    own = (config.db_path.name, LOCK_NAME)
+    stored = [p for p in config.data_dir.rglob("*") if p.is_file() and not p.name.startswith(own)]
     assert sorted(p.relative_to(config.data_dir).as_posix() for p in stored) == sorted(
         f"{config.blob_dir.relative_to(config.data_dir).as_posix()}/{s[:2]}/{s[2:4]}/{s}" for s in blobs
     )

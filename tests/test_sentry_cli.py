@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from relserver.api.chunks import LEGACY_MODE_VS_CLI_3
 from relserver.sentry import release_file_ident
 from relserver.store import Store
 
@@ -255,6 +256,30 @@ class TestSentryCli3:
         assert "Deleted release 4.0" in ok(run_cli(sentry_cli_3, tmp_path, "releases", "delete", "4.0", env=env))
         info = ok(run_cli(sentry_cli_3, tmp_path, "info", env=env))
         assert "project:releases" in info
+
+    def test_legacy_mode_logs_why_a_3x_upload_has_nowhere_to_go(
+        self, sentry_cli_3: Path, server: ServerProcess, tmp_path: Path
+    ) -> None:
+        """3.x uploads only in chunks; against --upload-mode legacy it says only "organization
+        not found", so the server log has to say why."""
+        (tmp_path / "dist").mkdir()
+        (tmp_path / "dist" / "app.js").write_text("function a(){}\n")
+        result = run_cli(
+            sentry_cli_3,
+            tmp_path,
+            "sourcemaps",
+            "upload",
+            str(tmp_path / "dist"),
+            "--release",
+            "1.0",
+            "-p",
+            "web",
+            env=cli_env(server),
+        )
+        assert result.returncode != 0
+        server.wait_for_log(
+            f"WARNING relserver.api.chunks: {LEGACY_MODE_VS_CLI_3} (GET /api/0/organizations/acme/chunk-upload/)"
+        )
 
 
 # --- chunk upload and artifact bundles ----------------------------------------------------------

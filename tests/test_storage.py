@@ -85,8 +85,9 @@ async def test_startup_sweep_removes_temp_files_and_unreferenced_blobs(
     await client.close()
 
     blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=False)
-    stale_temp = config.tmp_dir / "upload-crashed.part"
-    stale_temp.write_bytes(b"half an upload")
+    stale_temp = blobstore.new_temp()  # a crash left it: relserver's own name
+    stale_temp.write(b"half an upload")
+    stale_temp.finish()
     orphan = blobstore.path_for(sha1(b"orphan"))
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"orphan")
@@ -96,6 +97,37 @@ async def test_startup_sweep_removes_temp_files_and_unreferenced_blobs(
     assert (report.temp_files, report.orphan_blobs) == (1, 1)
     assert temp_files(config) == []
     assert [p.name for p in blob_files(config)] == [kept["sha1"]]
+
+
+async def test_the_sweep_removes_only_names_relserver_gives_its_own_files(
+    make_client: ClientFactory, config: Config
+) -> None:
+    """DESIGN invariant 10: whatever else sits in tmp/ or blobs/ is not relserver's to delete."""
+    blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=False)
+    blobstore.prepare()
+    ours = blobstore.new_temp()
+    ours.finish()
+    digest = sha1(b"misplaced")
+    strangers = [
+        config.tmp_dir / "notes.txt",
+        config.tmp_dir / "upload-abc123.part",  # another tool's naming, close to ours
+        config.tmp_dir / "relserver-abc.partial",
+        config.tmp_dir / "relserver-.part",
+        config.blob_dir / "README",
+        config.blob_dir / "ff" / "ee" / digest,  # a sha1 name, but not at its own ab/cd/ place
+        config.blob_dir / digest[:2] / digest[2:4] / (digest + ".bak"),
+    ]
+    for path in strangers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not relserver's")
+    (config.tmp_dir / "relserver-dir.part").mkdir()  # a directory with our name is not our file
+
+    client = await make_client(config)
+    report = client.app[startup_key].sweep
+    assert (report.temp_files, report.orphan_blobs) == (1, 0)
+    assert not ours.path.exists()
+    assert [p for p in strangers if not p.exists()] == []
+    assert (config.tmp_dir / "relserver-dir.part").is_dir()
 
 
 async def test_a_row_never_points_at_a_missing_blob(make_client: ClientFactory, config: Config) -> None:

@@ -13,6 +13,7 @@ from aiohttp import MultipartWriter
 
 from relserver.blobstore import BlobStore, TempBlob
 from relserver.config import Config, KiB
+from relserver.keys import store_key
 from relserver.models import StoredBlob
 from relserver.store import Store
 
@@ -288,13 +289,15 @@ class TestLimitsAndHostileBodies:
         assert blob_files(config) == []
 
     async def test_oversize_text_field_is_413(self, make_client: ClientFactory, config: Config) -> None:
-        client = await make_client(config.with_overrides(max_field_size=100))
+        # A data dir of its own: the class's default server owns the test's (invariant 10).
+        client = await make_client(config.with_overrides(max_field_size=100, data_dir=config.data_dir.with_name("own")))
         await create_release(client)
         resp = await upload(client, name="~/" + "n" * 200)
         await assert_api_error(resp, 413, {"detail": "Form field 'name' too large: the limit is 100 bytes"})
 
     async def test_too_many_parts_is_413(self, make_client: ClientFactory, config: Config) -> None:
-        client = await make_client(config.with_overrides(max_parts=5))
+        config = config.with_overrides(max_parts=5, data_dir=config.data_dir.with_name("own"))
+        client = await make_client(config)
         await create_release(client)
         resp = await upload(client, headers=[f"X-{i}:{i}" for i in range(10)])
         await assert_api_error(resp, 413, {"detail": "Too many parts in the request: the limit is 5 parts"})
@@ -345,10 +348,15 @@ class TestLimitsAndHostileBodies:
         assert (await resp.json())["name"] == "~/café.js"
 
     async def test_client_disconnect_mid_upload_leaves_no_row_and_no_temp_file(
-        self, make_client: ClientFactory, config: Config, store: Store
+        self, make_client: ClientFactory, config: Config
     ) -> None:
-        # Small batches, so the temp file exists well before the body ends.
-        client = await make_client(config.with_overrides(write_batch_size=8 * KiB, max_file_size=1024 * KiB))
+        # Small batches, so the temp file exists well before the body ends; a data dir of its
+        # own, as the class's default server owns the test's (invariant 10).
+        config = config.with_overrides(
+            write_batch_size=8 * KiB, max_file_size=1024 * KiB, data_dir=config.data_dir.with_name("own")
+        )
+        client = await make_client(config)
+        store = client.app[store_key]
         await create_release(client)
         body_head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.js"\r\n\r\n' + b"x" * (32 * KiB)
         request = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +14,8 @@ from ..errors import NotFound
 from ..ingest.chunks import ChunkLimits, receive_chunks
 from ..keys import assembler_key, blobstore_key, config_key
 from .common import backend, creatable_organization, json_response, public_origin, release_in_scope, requires
+
+log = logging.getLogger(__name__)
 
 # What the chunk-upload GET advertises per --upload-mode (DESIGN D5). `release_files` goes with
 # `artifact_bundles`, or sentry-cli 2.x neither creates the release nor uploads (its traffic
@@ -26,8 +30,19 @@ COMPRESSION = ["gzip"]
 CONCURRENCY = 8
 
 
+# sentry-cli 3.x uploads only through chunk upload; told there is none, it reports the
+# misleading "organization not found". Its User-Agent is `sentry-cli/3.8.2`.
+_SENTRY_CLI_3 = re.compile(r"sentry-cli/3\.")
+LEGACY_MODE_VS_CLI_3 = (
+    "sentry-cli 3.x has no per-file upload path; --upload-mode legacy leaves it nothing to upload "
+    "(it will report the organization as not found): use --upload-mode artifact-bundles"
+)
+
+
 def _require_chunked(request: web.Request) -> None:
     if request.app[config_key].upload_mode not in ACCEPT:
+        if _SENTRY_CLI_3.match(request.headers.get("User-Agent", "")):
+            log.warning("%s (%s %s)", LEGACY_MODE_VS_CLI_3, request.method, request.path)
         raise NotFound(None)  # As if the route did not exist: a bare 404, like a Sentry without it.
 
 
