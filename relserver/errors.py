@@ -8,6 +8,7 @@
     ├── Conflict        409  {"detail": …}
     ├── PayloadTooLarge 413  {"detail": …} naming the limit (relserver's own; Sentry sets none)
     ├── UnsupportedMediaType 415
+    ├── ClientClosedRequest 400  the body stopped short: the client hung up (nobody reads it)
     └── InsufficientStorage 507  the disk (or SQLite's file) is full; clients retry 507
 
 Modules below the API raise these (or the plain `Conflict`/`NotFound`) and never build HTTP
@@ -76,6 +77,16 @@ class UnsupportedMediaType(APIError):
     def __init__(self, media_type: str) -> None:
         # DRF's UnsupportedMediaType message, which Sentry passes through.
         super().__init__(f'Unsupported media type "{media_type}" in request.')
+
+
+class ClientClosedRequest(APIError):
+    """The client hung up before its request body was complete; nobody reads this answer, but the
+    access log shows a 4xx rather than a 500 (nginx would log its 499)."""
+
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__("The client closed the connection before the request body was complete")
 
 
 class InsufficientStorage(APIError):

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from relserver import auth, sentry
 
 from .bundle_helpers import chunk_form, make_bundle, upload_bundle
 from .conftest import Client, assert_api_error, bearer, blob_files, create_release, sha1, upload
+from .server_process import running_server
 
 ORG_URL = "/api/0/organizations/acme"
 PROJECT_URL = "/api/0/projects/acme/web"
@@ -413,3 +417,38 @@ class TestDeleteAllDeletesWhatTheReleaseLists:
         on_disk = {p.name for p in blob_files(config)}
         assert not {sha1(b"classic"), sha1(b"bundled"), sha1(b"{}")} & on_disk
         assert sha1(b"other") in on_disk
+
+
+class TestDisconnects:
+    """A real process: aiohttp's test server cancels handlers on disconnect, production does not."""
+
+    def test_a_client_that_hangs_up_mid_body_is_one_line_not_a_500(self, tmp_path: Path) -> None:
+        paths = [
+            ("POST", "/api/0/organizations/acme/releases/", "application/json"),
+            ("POST", "/api/0/organizations/acme/releases/", "application/x-www-form-urlencoded"),
+            ("PUT", "/api/0/projects/acme/web/releases/1.0/", "application/json"),
+            ("POST", "/api/0/organizations/acme/artifactbundle/assemble/", "application/json"),
+            ("POST", "/api/0/projects/acme/web/releases/1.0/files/", "multipart/form-data; boundary=b"),
+            ("POST", "/api/0/organizations/acme/chunk-upload/", "multipart/form-data; boundary=b"),
+        ]
+        data_dir = tmp_path / "data"
+        with running_server(data_dir, token="t", extra_args=["--no-fsync"]) as server:
+            host, port = server.url.removeprefix("http://").rsplit(":", 1)
+            release = urllib.request.Request(
+                f"{server.url}/api/0/organizations/acme/releases/",
+                data=b'{"version": "1.0", "projects": ["web"]}',
+                headers={"Authorization": "Bearer t", "Content-Type": "application/json"},
+            )
+            urllib.request.urlopen(release, timeout=10).close()
+            for method, path, content_type in paths:
+                with socket.create_connection((host, int(port))) as sock:
+                    head = (
+                        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t\r\n"
+                        f"Content-Type: {content_type}\r\nContent-Length: 100000\r\n\r\n"
+                    )
+                    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n{"ve'
+                    sock.sendall(head.encode() + part)
+                server.wait_for_log(f"client closed the connection during {method} {path}")
+            log = server.log()
+        assert "internal error" not in log and "Traceback" not in log, log
+        assert not [p for p in (data_dir / "tmp").iterdir()]

@@ -11,7 +11,14 @@ import secrets
 from aiohttp import web
 
 from .. import auth, sentry
-from ..errors import APIError, InsufficientStorage, NotAuthenticated, UnsupportedMediaType, is_disk_full
+from ..errors import (
+    APIError,
+    ClientClosedRequest,
+    InsufficientStorage,
+    NotAuthenticated,
+    UnsupportedMediaType,
+    is_disk_full,
+)
 from ..keys import store_key, token_key
 from ..models import Token
 from .common import Handler, json_response, required_scopes
@@ -38,6 +45,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc)
     except web.HTTPException as exc:
         return _from_http_exception(request, exc)
+    except ConnectionResetError:
+        # aiohttp's "Connection lost" while the body was being read: a client that went away
+        # is not a server error, and is worth one line, not a traceback.
+        log.info("client closed the connection during %s %s", request.method, request.path)
+        return error_response(ClientClosedRequest())
     except Exception as exc:
         if is_disk_full(exc):
             # sentry-cli retries a 507 (src/api/mod.rs), which is what a full disk wants.
