@@ -130,8 +130,9 @@ class Assembler:
         temp, blob = await self._assembled_file(organization_id, checksum, request["chunks"], "artifact-bundle.zip")
         bundle: bundle_zip.Bundle | None = None
         try:
+            # Indexed (DESIGN D9): one pass hashes the members; their bytes stay in the zip.
             bundle = await asyncio.to_thread(
-                bundle_zip.read_bundle, temp.path, self.backend.blobstore, self.limits, url_required=True
+                bundle_zip.read_bundle, temp.path, self.backend.blobstore, self.limits, url_required=True, index=True
             )
             manifest = bundle.manifest
             # The request's release and dist win over the manifest's (tasks/assemble.py).
@@ -142,7 +143,7 @@ class Assembler:
                 raise BundleError("uploading a bundle without debug ids or release is prohibited")
             if not members:
                 return  # Sentry discards a bundle with no artifacts.
-            to_commit = [(temp, blob), *((m.temp, m.file.blob) for m in bundle.members)]
+            to_commit = [(temp, blob), *((m.temp, m.file.blob) for m in bundle.members if m.temp is not None)]
 
             async def commit() -> None:
                 await asyncio.to_thread(self.backend.blobstore.commit_many, to_commit)
@@ -191,7 +192,7 @@ class Assembler:
                 (m.file.url, sentry.release_file_ident(m.file.url, dist), m.file.headers, m.file.blob)
                 for m in bundle.members
             ]
-            to_commit = [(m.temp, m.file.blob) for m in bundle.members]
+            to_commit = [(m.temp, m.file.blob) for m in bundle.members if m.temp is not None]
 
             async def commit() -> None:
                 await asyncio.to_thread(self.backend.blobstore.commit_many, to_commit)
@@ -221,7 +222,7 @@ def _discard_leftovers(temp: TempBlob, bundle: bundle_zip.Bundle | None) -> None
         temp.discard()
     if bundle is not None:
         for member in bundle.members:
-            if not member.temp.consumed:
+            if member.temp is not None and not member.temp.consumed:
                 member.temp.discard()
 
 

@@ -97,8 +97,21 @@ class ArtifactBundle:
 
 
 @dataclass(frozen=True, slots=True)
+class ZipRange:
+    """Where a bundle member's bytes lie inside the bundle's own blob (DESIGN D9): the offset of
+    its data, its size there, the zip compression method (stored or deflated) and its CRC-32."""
+
+    offset: int
+    compressed_size: int
+    compression: int
+    crc: int
+
+
+@dataclass(frozen=True, slots=True)
 class BundleFile:
-    """One member of an artifact bundle, as stored: its bytes are the blob `sha1`."""
+    """One member of an artifact bundle, as stored. Its content is `sha1`/`size`; its bytes are
+    the blob `blob_sha1`: the bundle's zip, at `zip_range`, or (for data dirs from before
+    bundles were indexed) a blob of its own, where `zip_range` is None."""
 
     id: int
     artifact_bundle_id: int
@@ -111,11 +124,15 @@ class BundleFile:
     size: int
     dist: str | None
     date_created: datetime
+    blob_sha1: str
+    zip_range: ZipRange | None
 
 
 @dataclass(frozen=True, slots=True)
 class NewBundleFile:
-    """A member extracted during assembly, hashed into a temp blob, not yet committed."""
+    """A member read during assembly, not yet committed. `blob` is its content's sha1 and
+    size; with a `zip_range` its bytes stay inside the bundle's zip, else they were extracted
+    into a temp blob of their own."""
 
     path: str
     url: str
@@ -123,6 +140,7 @@ class NewBundleFile:
     headers: dict[str, str]
     debug_id: str | None
     blob: StoredBlob
+    zip_range: ZipRange | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from .models import (
     ReleaseView,
     StoredBlob,
     Token,
+    ZipRange,
 )
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,20 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     INSERT INTO release_files_fts (release_files_fts) VALUES ('rebuild');
     """,
+    """
+    -- Bundles stored whole and indexed (DESIGN D9): a member's content identity (sha1, size)
+    -- is its own; its bytes are the blob `blob_sha1`, which is now the bundle's zip, read at
+    -- data_offset (compressed_size bytes, zip method `compression`, CRC-32 `crc`). Members of
+    -- older data dirs keep a blob of their own and no offset.
+    ALTER TABLE artifact_bundle_files ADD COLUMN sha1 TEXT;
+    ALTER TABLE artifact_bundle_files ADD COLUMN size INTEGER;
+    ALTER TABLE artifact_bundle_files ADD COLUMN data_offset INTEGER;
+    ALTER TABLE artifact_bundle_files ADD COLUMN compressed_size INTEGER;
+    ALTER TABLE artifact_bundle_files ADD COLUMN compression INTEGER;
+    ALTER TABLE artifact_bundle_files ADD COLUMN crc INTEGER;
+    UPDATE artifact_bundle_files
+    SET sha1 = blob_sha1, size = (SELECT size FROM blobs WHERE blobs.sha1 = artifact_bundle_files.blob_sha1);
+    """,
 )
 
 # A blob is in use while any of these reference it; the rest may be deleted.
@@ -317,10 +332,10 @@ def _release_file(row: sqlite3.Row | tuple[Any, ...]) -> ReleaseFile:
 _BUNDLE_COLUMNS = "id, organization_id, bundle_id, checksum, release, dist, file_count, date_created, date_modified"
 _BUNDLE_FILE_SELECT = """
     SELECT bf.id, bf.artifact_bundle_id, bf.path, bf.url, bf.file_type, bf.headers, bf.debug_id,
-           bf.blob_sha1, b.size, ab.dist, ab.date_modified
+           bf.sha1, bf.size, ab.dist, ab.date_modified,
+           bf.blob_sha1, bf.data_offset, bf.compressed_size, bf.compression, bf.crc
     FROM artifact_bundle_files bf
     JOIN artifact_bundles ab ON ab.id = bf.artifact_bundle_id
-    JOIN blobs b ON b.sha1 = bf.blob_sha1
 """
 
 
@@ -351,6 +366,10 @@ def _bundle_file(row: sqlite3.Row | tuple[Any, ...]) -> BundleFile:
         size=row[8],
         dist=row[9],
         date_created=_dt_required(row[10]),
+        blob_sha1=row[11],
+        zip_range=ZipRange(offset=row[12], compressed_size=row[13], compression=row[14], crc=row[15])
+        if row[12] is not None
+        else None,
     )
 
 
@@ -1113,9 +1132,12 @@ class Store:
             async with self._transaction() as w:
                 await commit_blobs()
                 # The bundle's own zip is a blob too (artifact-lookup serves it), as is each member.
+                # The bundle's own zip is a blob (artifact-lookup serves it, indexed members are
+                # read from it); members extracted on their own are blobs too.
+                own = _distinct_blobs([f for f in files if f.zip_range is None])
                 await w.executemany(
                     "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
-                    [(b.sha1, b.size, now) for b in [bundle_blob, *_distinct_blobs(files)]],
+                    [(b.sha1, b.size, now) for b in [bundle_blob, *own]],
                 )
                 existing = await _one(
                     w,
@@ -1152,7 +1174,8 @@ class Store:
                 )
                 await w.executemany(
                     "INSERT INTO artifact_bundle_files (artifact_bundle_id, path, url, url_folded, file_type,"
-                    " headers, debug_id, blob_sha1) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " headers, debug_id, blob_sha1, sha1, size, data_offset, compressed_size, compression, crc)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             bundle_pk,
@@ -1162,7 +1185,19 @@ class Store:
                             f.file_type,
                             json.dumps(f.headers),
                             f.debug_id,
+                            checksum if f.zip_range else f.blob.sha1,
                             f.blob.sha1,
+                            f.blob.size,
+                            *(
+                                (
+                                    f.zip_range.offset,
+                                    f.zip_range.compressed_size,
+                                    f.zip_range.compression,
+                                    f.zip_range.crc,
+                                )
+                                if f.zip_range
+                                else (None, None, None, None)
+                            ),
                         )
                         for f in files
                     ],
@@ -1265,7 +1300,7 @@ class Store:
             params += [q.casefold() for q in queries]
         if checksums:
             # Sentry tests archive entries with "value in sha1": a prefix matches (a quirk it has).
-            where.append("(" + " OR ".join("instr(bf.blob_sha1, ?) > 0" for _ in checksums) + ")")
+            where.append("(" + " OR ".join("instr(bf.sha1, ?) > 0" for _ in checksums) + ")")
             params += list(checksums)
         rows = await self._fetchall(
             f"{_BUNDLE_FILE_SELECT} WHERE {' AND '.join(where)}"

@@ -16,7 +16,7 @@ from ..ingest.bundle_zip import normalize_debug_id
 from ..keys import blobstore_key, token_key
 from ..models import ArtifactBundle, Organization, Project
 from .common import backend, json_response, organization_and_project, paginated_response, public_origin, requires
-from .download import BlobResponse
+from .download import BlobResponse, bundle_member_response
 
 # ArtifactBundlesEndpoint: OffsetPaginator(default_per_page=10) (api/endpoints/artifact_bundles.py).
 BUNDLES_PER_PAGE = 10
@@ -120,13 +120,7 @@ async def download_bundle_file(request: web.Request) -> web.StreamResponse:
     entry = await backend(request).store.get_bundle_file(bundle.id, path)
     if entry is None:
         raise NotFound({"error": f"The file {path} can't be found in the artifact bundle"})
-    return BlobResponse(
-        request.app[blobstore_key].path_for(entry.sha1),
-        size=entry.size,
-        sha1=entry.sha1,
-        content_type=sentry.download_content_type(entry.headers),
-        disposition=sentry.content_disposition(entry.path),
-    )
+    return bundle_member_response(request, entry)
 
 
 @requires(RELEASE_SCOPES)

@@ -19,7 +19,7 @@ from .common import (
     release_in_scope,
     requires,
 )
-from .download import BlobResponse
+from .download import BlobResponse, bundle_member_response
 
 
 @requires(RELEASE_SCOPES)
@@ -71,13 +71,14 @@ async def release_file_details(request: web.Request) -> web.StreamResponse:
     if not may_download(request[token_key], organization_scope="project" not in request.match_info):
         raise PermissionDenied(None)  # Sentry answers this 403 with an empty body.
     # An archive entry downloads under the name of its path inside the bundle (project_release_file_details.py).
-    name = item.path if isinstance(item, BundleFile) else item.name
+    if isinstance(item, BundleFile):
+        return bundle_member_response(request, item)
     return BlobResponse(
         request.app[blobstore_key].path_for(item.sha1),
         size=item.size,
         sha1=item.sha1,
         content_type=sentry.download_content_type(item.headers),
-        disposition=sentry.content_disposition(name),
+        disposition=sentry.content_disposition(item.name),
     )
 
 
