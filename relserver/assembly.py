@@ -34,6 +34,12 @@ STATUS_TTL = timedelta(seconds=600)
 IN_PROGRESS = ("created", "assembling")
 # How many assemblies run at once.
 MAX_CONCURRENT_ASSEMBLIES = 1
+# How long an assemble call for a bundle being assembled here waits for it to finish before
+# answering its current state. sentry-cli (`--wait`) and the bundler plugins poll about once a
+# second, so a build assembled in under a second is answered `ok` by the call that started it
+# instead of by the poll a second later; Sentry answers `created` at once and lets the client
+# poll (tasks/assemble.py), which these clients handle the same way either answer.
+ASSEMBLE_WAIT_SECONDS = 2.0
 
 
 class Assembler:
@@ -42,6 +48,7 @@ class Assembler:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[tuple[int, str, str], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_ASSEMBLIES)
 
     @property
@@ -88,8 +95,23 @@ class Assembler:
 
     def _spawn(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
         task = asyncio.create_task(self._run(organization_id, kind, checksum, request), name=f"assemble {checksum}")
+        key = (organization_id, kind, checksum)
         self._tasks.add(task)
+        self._running[key] = task
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._running.pop(key, None) if self._running.get(key) is done else None)
+
+    async def settled_state(self, organization_id: int, kind: str, checksum: str) -> tuple[str, str | None] | None:
+        """The cached status, after waiting up to ASSEMBLE_WAIT_SECONDS for an assembly running
+        here to end.
+
+        The wait is on the task itself (no thread, no polling) and is shielded, so a client that
+        hangs up never cancels the assembly.
+        """
+        task = self._running.get((organization_id, kind, checksum))
+        if task is not None and ASSEMBLE_WAIT_SECONDS > 0:
+            await asyncio.wait([task], timeout=ASSEMBLE_WAIT_SECONDS)
+        return await self.current_state(organization_id, kind, checksum)
 
     async def _run(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
         store = self.backend.store
@@ -261,7 +283,7 @@ async def assemble_artifact_bundle(
         linked = await backend.store.bundle_project_ids(stored.id)
         if {p.id for p in projects} <= linked:
             return _cached("ok", None)
-    cached = await assembler.current_state(org.id, ARTIFACT_BUNDLE, checksum)
+    cached = await assembler.settled_state(org.id, ARTIFACT_BUNDLE, checksum)
     if cached is not None:
         return _cached(*cached)
     if not chunks:
@@ -272,7 +294,7 @@ async def assemble_artifact_bundle(
         raise chunk_error("You need to specify a release together with a dist")
     request = {"chunks": chunks, "projects": [p.id for p in projects], "version": version, "dist": dist}
     await assembler.start(org.id, ARTIFACT_BUNDLE, checksum, request)
-    return {"state": "created", "missingChunks": []}
+    return await _started(assembler, org.id, ARTIFACT_BUNDLE, checksum)
 
 
 async def assemble_release_bundle(
@@ -281,14 +303,23 @@ async def assemble_release_bundle(
     """POST /organizations/{org}/releases/{version}/assemble/: never computes missing chunks."""
     checksum: str = data["checksum"]
     chunks: list[str] = data["chunks"]
-    cached = await assembler.current_state(org.id, RELEASE_BUNDLE, checksum)
+    cached = await assembler.settled_state(org.id, RELEASE_BUNDLE, checksum)
     if cached is not None:
         return _cached(*cached)
     if not chunks:
         return _not_found([])
     request = {"chunks": chunks, "organization": org.id, "version": release.version}
     await assembler.start(org.id, RELEASE_BUNDLE, checksum, request)
-    return {"state": "created", "missingChunks": []}
+    return await _started(assembler, org.id, RELEASE_BUNDLE, checksum)
+
+
+async def _started(assembler: Assembler, organization_id: int, kind: str, checksum: str) -> dict[str, Any]:
+    """The answer to the call that started an assembly: its end state when it ends within the
+    wait, else `created`, as Sentry answers."""
+    settled = await assembler.settled_state(organization_id, kind, checksum)
+    if settled is None or settled[0] in IN_PROGRESS:
+        return {"state": "created", "missingChunks": []}
+    return _cached(*settled)
 
 
 async def resolve_bundle_projects(

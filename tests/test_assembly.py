@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from relserver import assembly
 from relserver.assembly import ARTIFACT_BUNDLE
 from relserver.config import Config, KiB, MiB
 from relserver.keys import assembler_key, store_key
@@ -61,6 +62,19 @@ class TestArtifactBundleAssemble:
         answer = await assemble(client, body)
         assert answer == {"state": "not_found", "missingChunks": sorted(sha1(c) for c in chunks[1:])}
         await upload_chunks(client, chunks[1:])
+        # The call that starts a quick assembly answers its end state (ASSEMBLE_WAIT_SECONDS).
+        assert await assemble(client, body) == {"state": "ok", "detail": None, "missingChunks": []}
+        await client.app[assembler_key].wait_idle()
+        assert await assemble(client, body) == {"state": "ok", "detail": None, "missingChunks": []}
+
+    async def test_an_assembly_slower_than_the_wait_answers_created_then_its_state(
+        self, client: Client, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(assembly, "ASSEMBLE_WAIT_SECONDS", 0.0)
+        bundle = basic_bundle(release="1.0")
+        chunks = split(bundle, 512)
+        body = {"checksum": sha1(bundle), "chunks": [sha1(c) for c in chunks], "projects": ["web"]}
+        await upload_chunks(client, chunks)
         assert await assemble(client, body) == {"state": "created", "missingChunks": []}
         await client.app[assembler_key].wait_idle()
         assert await assemble(client, body) == {"state": "ok", "detail": None, "missingChunks": []}
@@ -361,10 +375,11 @@ class TestReleaseBundle:
         await upload_chunks(client, chunks)
         body = {"checksum": sha1(bundle), "chunks": [sha1(c) for c in chunks]}
         url = f"{ORG_URL}/releases/{version}/assemble/"
-        first = await client.post(url, json=body, headers=bearer())
-        assert await first.json() == {"state": "created", "missingChunks": []}
+        first = await (await client.post(url, json=body, headers=bearer())).json()
         await client.app[assembler_key].wait_idle()
         result: dict[str, Any] = await (await client.post(url, json=body, headers=bearer())).json()
+        # A quick assembly is answered by the call that started it, exactly as a later poll.
+        assert first == result
         return result
 
     async def test_unpacks_into_release_files_with_upsert(self, client: Client) -> None:
