@@ -13,12 +13,12 @@ from aiohttp import web
 from .api import setup_routes
 from .api.common import Handler
 from .api.middleware import auth_middleware, error_middleware
-from .assembly import Assembler
 from .blobstore import BlobStore, SweepReport
 from .config import Config
 from .datadir import DataDirLock
 from .keys import assembler_key, blobstore_key, config_key, store_key
-from .service import Backend, bootstrap_tokens, sweep_leftovers
+from .services import Backend, bootstrap_tokens, sweep_leftovers
+from .services.assembly import Assembler
 from .store import Store
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, auth, sentry, service
+from . import __version__, auth, sentry, services
 from .app import SERVER_OPTIONS, create_app, inflight_key, startup_key
 from .blobstore import BlobStore
 from .config import (
@@ -543,7 +543,7 @@ async def _vacuum(config: Config) -> int:
     try:
         blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
         async with Store(config.db_path, fsync=config.fsync) as store:
-            report = await service.sweep_leftovers(store, blobstore)
+            report = await services.sweep_leftovers(store, blobstore)
     finally:
         await asyncio.to_thread(lock.release)
     print(

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from relserver import assembly
-from relserver.assembly import ARTIFACT_BUNDLE
 from relserver.config import Config, KiB, MiB
 from relserver.keys import assembler_key, store_key
 from relserver.sentry import encode_archive_entry_id
+from relserver.services import assembly
+from relserver.services.assembly import ARTIFACT_BUNDLE
 
 from .bundle_helpers import ORG_URL, assemble, make_bundle, split, upload_bundle, upload_chunks
 from .conftest import (

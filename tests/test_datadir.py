@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from relserver import cli, service
+from relserver import cli, services
 from relserver.blobstore import BlobStore
 from relserver.config import MiB
 from relserver.datadir import DataDirInUse, DataDirLock, describe_error
@@ -204,7 +204,7 @@ def test_vacuum_holds_the_lock_while_it_sweeps(
     data_dir = tmp_path / "data"
     assert cli.main(["token", "create", "--data-dir", str(data_dir)], {}) == 0
     seen: list[int | None] = []
-    real_sweep = service.sweep_leftovers
+    real_sweep = services.sweep_leftovers
 
     async def sweep_and_look(*args: object, **kwargs: object) -> object:
         with pytest.raises(DataDirInUse) as refused:
@@ -212,7 +212,7 @@ def test_vacuum_holds_the_lock_while_it_sweeps(
         seen.append(refused.value.pid)
         return await real_sweep(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service, "sweep_leftovers", sweep_and_look)
+    monkeypatch.setattr(services, "sweep_leftovers", sweep_and_look)
     assert cli.main(["vacuum", "--data-dir", str(data_dir)], {}) == 0
     assert seen == [os.getpid()]
     with DataDirLock(data_dir):  # and let go afterwards

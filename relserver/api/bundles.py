@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from .. import sentry, service
+from .. import sentry, services
 from ..auth import RELEASE_SCOPES, may_download
 from ..errors import APIError, BadRequest, NotFound, PermissionDenied
 from ..ingest.bundle_zip import normalize_debug_id
@@ -64,7 +64,7 @@ async def delete_artifact_bundle(request: web.Request) -> web.Response:
     if bundle_id is None:
         raise NotFound({"error": f"Supplied an invalid bundle_id {bundle_id}"})
     b = backend(request)
-    removed = await b.store.remove_artifact_bundle(org.id, project.id, bundle_id, service.blob_unlinker(b))
+    removed = await b.store.remove_artifact_bundle(org.id, project.id, bundle_id, services.blob_unlinker(b))
     if removed is False:
         raise NotFound(
             {"error": f"Artifact bundle with {bundle_id} found but it is not connected to project {project.id}"}

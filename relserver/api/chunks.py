@@ -8,11 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import assembly, sentry, service
+from .. import sentry, services
 from ..auth import RELEASE_SCOPES
 from ..errors import NotFound
 from ..ingest.chunks import ChunkLimits, receive_chunks
 from ..keys import assembler_key, blobstore_key, config_key
+from ..services import assembly
 from .common import backend, creatable_organization, json_response, public_origin, release_in_scope, requires
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ async def upload_chunks(request: web.Request) -> web.Response:
         write_batch_size=config.write_batch_size,
     )
     chunks = await receive_chunks(request, request.app[blobstore_key], limits)
-    await service.store_chunks(backend(request), org, request.match_info["org"], chunks)
+    await services.store_chunks(backend(request), org, request.match_info["org"], chunks)
     return web.Response(status=200)
 
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from aiohttp import web
 
-from .. import sentry, service
+from .. import sentry, services
 from ..errors import BadRequest, UnsupportedMediaType
 from ..keys import blobstore_key, config_key, store_key, token_key
 from ..models import Organization, Project, Release
@@ -47,9 +47,9 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
-def backend(request: web.Request) -> service.Backend:
+def backend(request: web.Request) -> services.Backend:
     app = request.app
-    return service.Backend(config=app[config_key], store=app[store_key], blobstore=app[blobstore_key])
+    return services.Backend(config=app[config_key], store=app[store_key], blobstore=app[blobstore_key])
 
 
 async def read_data(request: web.Request) -> Any:
@@ -102,12 +102,12 @@ def paginated_response(request: web.Request, items: Any, page: sentry.Page, *, h
 
 async def organization(request: web.Request) -> Organization:
     """The path's organization, which must exist (404 otherwise, auto-create or not)."""
-    return await service.resolve_organization(backend(request), request[token_key], request.match_info["org"])
+    return await services.resolve_organization(backend(request), request[token_key], request.match_info["org"])
 
 
 async def creatable_organization(request: web.Request) -> Organization | None:
     """For requests that create: the organization, or None when this request may create it."""
-    return await service.find_organization(
+    return await services.find_organization(
         backend(request), request[token_key], request.match_info["org"], creatable=True
     )
 
@@ -118,12 +118,12 @@ async def organization_and_project(request: web.Request) -> tuple[Organization, 
     project_ref = request.match_info.get("project")
     if project_ref is None:
         return org, None
-    return org, await service.resolve_project(backend(request), org, project_ref)
+    return org, await services.resolve_project(backend(request), org, project_ref)
 
 
 async def release_in_scope(request: web.Request) -> tuple[Organization, Release]:
     """The path's release (at project scope: linked to the project), or Sentry's 403/404."""
-    found = await service.find_release_scope(
+    found = await services.find_release_scope(
         backend(request),
         request[token_key],
         request.match_info["org"],
@@ -133,5 +133,5 @@ async def release_in_scope(request: web.Request) -> tuple[Organization, Release]
     if found is not None:
         return found
     org, project = await organization_and_project(request)
-    release = await service.get_release(backend(request), org, request.match_info["version"], project)
+    release = await services.get_release(backend(request), org, request.match_info["version"], project)
     return org, release

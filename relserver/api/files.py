@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import sentry, service
+from .. import sentry, services
 from ..auth import RELEASE_SCOPES, may_download
 from ..errors import PermissionDenied
 from ..ingest.release_file import UploadLimits, receive_upload
@@ -29,7 +29,7 @@ async def list_release_files(request: web.Request) -> web.Response:
     page = sentry.offset_page(
         request.query.get("per_page"), request.query.get("cursor"), max_offset=sentry.MAX_RELEASE_FILES_OFFSET
     )
-    files, has_more = await service.list_release_files(
+    files, has_more = await services.list_release_files(
         backend(request),
         org,
         release,
@@ -37,7 +37,7 @@ async def list_release_files(request: web.Request) -> web.Response:
         queries=request.query.getall("query", []),
         checksums=request.query.getall("checksum", []),
     )
-    return paginated_response(request, [service.file_json(f) for f in files], page, has_more=has_more)
+    return paginated_response(request, [services.file_json(f) for f in files], page, has_more=has_more)
 
 
 @requires(RELEASE_SCOPES)
@@ -53,7 +53,7 @@ async def upload_release_file(request: web.Request) -> web.Response:
     )
     form = await receive_upload(request, request.app[blobstore_key], limits)
     try:
-        release_file = await service.upload_release_file(backend(request), org, release, form)
+        release_file = await services.upload_release_file(backend(request), org, release, form)
     finally:
         # After a commit the temp file has been renamed away; this only removes leftovers.
         await form.discard()
@@ -64,9 +64,9 @@ async def upload_release_file(request: web.Request) -> web.Response:
 async def release_file_details(request: web.Request) -> web.StreamResponse:
     """GET …/files/{file_id}/ — the JSON, or the bytes when `download` is present at all."""
     org, release = await release_in_scope(request)
-    item = await service.get_any_release_file(backend(request), org, release, request.match_info["file_id"])
+    item = await services.get_any_release_file(backend(request), org, release, request.match_info["file_id"])
     if "download" not in request.query:
-        return json_response(service.file_json(item))
+        return json_response(services.file_json(item))
     # Looked up first, so a missing file is a 404 even for those who may not download.
     if not may_download(request[token_key], organization_scope="project" not in request.match_info):
         raise PermissionDenied(None)  # Sentry answers this 403 with an empty body.
@@ -87,7 +87,7 @@ async def rename_release_file(request: web.Request) -> web.Response:
     """PUT …/files/{file_id}/ with `name`."""
     _, release = await release_in_scope(request)
     data = await read_data(request)
-    release_file = await service.rename_release_file(backend(request), release, request.match_info["file_id"], data)
+    release_file = await services.rename_release_file(backend(request), release, request.match_info["file_id"], data)
     return json_response(sentry.release_file_json(release_file))
 
 
@@ -95,7 +95,7 @@ async def rename_release_file(request: web.Request) -> web.Response:
 async def delete_release_file(request: web.Request) -> web.Response:
     """DELETE …/files/{file_id}/ — the row, and the blob once nothing else uses it."""
     org, release = await release_in_scope(request)
-    await service.delete_release_file(backend(request), org, release, request.match_info["file_id"])
+    await services.delete_release_file(backend(request), org, release, request.match_info["file_id"])
     return web.Response(status=204)
 
 
@@ -103,5 +103,5 @@ async def delete_release_file(request: web.Request) -> web.Response:
 async def delete_all_release_files(request: web.Request) -> web.Response:
     """DELETE …/files/source-maps/?name={version} — every file of one release."""
     org, project = await organization_and_project(request)
-    await service.delete_all_release_files(backend(request), org, project, request.query.get("name", ""))
+    await services.delete_all_release_files(backend(request), org, project, request.query.get("name", ""))
     return web.Response(status=204)

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import sentry, service
+from .. import sentry, services
 from ..auth import RELEASE_SCOPES
 from ..errors import BadRequest
 from ..models import ReleaseView
@@ -36,8 +36,8 @@ def _optional_string(data: dict[str, Any], key: str, errors: dict[str, list[str]
     return str(value) or None
 
 
-def _release_fields(request: web.Request, data: dict[str, Any], errors: dict[str, list[str]]) -> service.ReleaseFields:
-    return service.ReleaseFields(
+def _release_fields(request: web.Request, data: dict[str, Any], errors: dict[str, list[str]]) -> services.ReleaseFields:
+    return services.ReleaseFields(
         ref=_optional_string(data, "ref", errors),
         url=_optional_string(data, "url", errors),
         date_released=sentry.datetime_field(data, "dateReleased", errors),
@@ -56,7 +56,7 @@ def _project_refs(data: dict[str, Any], errors: dict[str, list[str]]) -> list[st
         errors["projects"] = [f'Expected a list of items but got type "{type(value).__name__}".']
         return []
     if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
-        errors["projects"] = [service.INVALID_PROJECTS]
+        errors["projects"] = [services.INVALID_PROJECTS]
         return []
     return [str(v) for v in value]
 
@@ -76,8 +76,8 @@ async def create_organization_release(request: web.Request) -> web.Response:
     fields = _release_fields(request, data, errors)
     if errors or version is None:
         raise BadRequest(errors)
-    org, projects = await service.provision(backend(request), found, request.match_info["org"], refs)
-    view, changed = await service.create_release(backend(request), org, version, projects, fields)
+    org, projects = await services.provision(backend(request), found, request.match_info["org"], refs)
+    view, changed = await services.create_release(backend(request), org, version, projects, fields)
     return json_response(sentry.release_json(view), status=_created_or_reported(changed))
 
 
@@ -86,17 +86,17 @@ async def create_project_release(request: web.Request) -> web.Response:
     """POST /projects/{org}/{project}/releases/: 201 when this project is newly linked, else 208."""
     found = await creatable_organization(request)
     project_ref = request.match_info["project"]
-    project = await service.find_project(backend(request), found, project_ref, creatable=True)
+    project = await services.find_project(backend(request), found, project_ref, creatable=True)
     data = sentry.expect_object(await read_data(request))
     errors: dict[str, list[str]] = {}
     version = sentry.validate_version_field(data, errors)
     fields = _release_fields(request, data, errors)
     if errors or version is None:
         raise BadRequest(errors)
-    org, projects = await service.provision(
+    org, projects = await services.provision(
         backend(request), found, request.match_info["org"], [] if project else [project_ref]
     )
-    view, changed = await service.create_release(backend(request), org, version, [project or projects[0]], fields)
+    view, changed = await services.create_release(backend(request), org, version, [project or projects[0]], fields)
     return json_response(sentry.release_json(view), status=_created_or_reported(changed))
 
 
@@ -117,11 +117,11 @@ async def list_organization_releases(request: web.Request) -> web.Response:
     status = request.query.get("status", "open")
     if status not in sentry.RELEASE_STATUSES:
         raise BadRequest("invalid value for status")
-    in_projects = await service.requested_projects(
+    in_projects = await services.requested_projects(
         backend(request), org, sentry.parse_project_ids(request.query.getall("project", []))
     )
     page = _release_page(request)
-    found, has_more = await service.list_releases(
+    found, has_more = await services.list_releases(
         backend(request),
         org,
         page,
@@ -138,7 +138,7 @@ async def list_project_releases(request: web.Request) -> web.Response:
     """GET /projects/{org}/{project}/releases/ — open releases, newest release date first."""
     org, project = await organization_and_project(request)
     page = _release_page(request)
-    found, has_more = await service.list_releases(
+    found, has_more = await services.list_releases(
         backend(request), org, page, project=project, query=request.query.get("query"), status="open"
     )
     return await _release_list_response(request, page, found, has_more)
@@ -167,8 +167,8 @@ async def update_release(request: web.Request) -> web.Response:
     if status == "open":
         status = None
     # Sentry ignores `projects` here; linking them is what `releases finalize` callers expect.
-    projects = await service.resolve_release_projects(backend(request), org, refs) if refs else []
-    view = await service.update_release(backend(request), release, fields, status, projects)
+    projects = await services.resolve_release_projects(backend(request), org, refs) if refs else []
+    view = await services.update_release(backend(request), release, fields, status, projects)
     return json_response(sentry.release_json(view))
 
 
@@ -176,5 +176,5 @@ async def update_release(request: web.Request) -> web.Response:
 async def delete_release(request: web.Request) -> web.Response:
     """DELETE …/releases/{version}/ — the release and all of its files."""
     _, release = await release_in_scope(request)
-    await service.delete_release(backend(request), release)
+    await services.delete_release(backend(request), release)
     return web.Response(status=204)

@@ -14,15 +14,16 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import sentry
-from .blobstore import TempBlob
-from .errors import BadRequest, is_disk_full
-from .ingest import bundle_zip
-from .ingest.bundle_zip import BundleError, BundleLimits
-from .ingest.chunks import chunk_error
-from .models import Organization, Project, Release, StoredBlob
-from .service import Backend, blob_unlinker, provision
-from .store import ReleaseGone
+from .. import sentry
+from ..blobstore import TempBlob
+from ..errors import BadRequest, is_disk_full
+from ..ingest import bundle_zip
+from ..ingest.bundle_zip import BundleError, BundleLimits
+from ..ingest.chunks import chunk_error
+from ..models import Organization, Project, Release, StoredBlob
+from ..store import ReleaseGone
+from .context import Backend, blob_unlinker
+from .scope import provision
 
 log = logging.getLogger(__name__)
 

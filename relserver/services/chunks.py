@@ -1,0 +1,39 @@
+"""Chunk upload: checksums checked, then the chunks committed as blobs the organization owns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..blobstore import TempBlob
+from ..ingest.chunks import ReceivedChunk, check_checksums
+from ..models import Organization
+from .context import Backend
+from .scope import provision
+
+log = logging.getLogger(__name__)
+
+
+async def store_chunks(backend: Backend, org: Organization | None, org_ref: str, chunks: list[ReceivedChunk]) -> None:
+    """Check every checksum, then commit the chunks as blobs the organization owns (creating
+    it on first use only now that the chunks are known to be good)."""
+    try:
+        check_checksums(chunks)
+        if not chunks:
+            return
+        org, _ = await provision(backend, org, org_ref)
+        pairs = [(c.temp, c.blob) for c in chunks]
+
+        async def commit() -> None:
+            await asyncio.to_thread(backend.blobstore.commit_many, pairs)
+
+        await backend.store.add_chunks(org.id, [c.blob for c in chunks], commit)
+    finally:
+        leftovers = [c.temp for c in chunks if not c.temp.consumed]
+        if leftovers:
+            await asyncio.to_thread(_discard_temps, leftovers)
+
+
+def _discard_temps(temps: list[TempBlob]) -> None:
+    for temp in temps:
+        temp.discard()

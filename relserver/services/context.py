@@ -1,0 +1,29 @@
+"""What the use cases work on: the configuration, the store and the blob store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from ..blobstore import BlobStore
+from ..config import Config
+from ..store import Store, UnlinkBlobs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """The server's state as the operations see it."""
+
+    config: Config
+    store: Store
+    blobstore: BlobStore
+
+
+def blob_unlinker(backend: Backend) -> UnlinkBlobs:
+    async def unlink(sha1s: list[str]) -> None:
+        await asyncio.to_thread(backend.blobstore.delete_many, sha1s)
+
+    return unlink

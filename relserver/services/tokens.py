@@ -1,0 +1,52 @@
+"""API tokens: the pinned token and the admin token minted on a first start (DESIGN D2)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from .. import auth
+from ..config import Config
+from ..store import Store
+
+log = logging.getLogger(__name__)
+
+
+async def bootstrap_tokens(store: Store, config: Config) -> str | None:
+    """Register the pinned token, and mint an admin token on a first start (DESIGN D2).
+
+    Returns the newly minted token (to be shown once), or None.
+    """
+    if config.token:
+        await store.insert_token(
+            token_hash=auth.hash_token(config.token),
+            label="pinned (--token / RELSERVER_TOKEN)",
+            scopes=auth.ADMIN_SCOPES,
+            organization=None,
+            kind=auth.token_kind(config.token),
+            last_characters=config.token[-4:],
+        )
+    if await store.count_tokens():
+        return None
+    token = auth.new_user_token()
+    await store.insert_token(
+        token_hash=auth.hash_token(token),
+        label="admin (created on first start)",
+        scopes=auth.ADMIN_SCOPES,
+        organization=None,
+        kind="user",
+        last_characters=token[-4:],
+    )
+    await asyncio.to_thread(write_secret_file, config.admin_token_path, token)
+    log.info("created the admin token; it is in %s", config.admin_token_path)
+    return token
+
+
+def write_secret_file(path: Path, content: str) -> None:
+    """Write a file only its owner can read (mode 0600 from the start, never wider)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content + "\n")
+    os.chmod(path, 0o600)
