@@ -161,3 +161,19 @@ class ReleaseView:
     projects: list[Project]
     deploy_count: int
     last_deploy: Deploy | None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupHit:
+    """One answer: an artifact bundle (`kind` "artifact_bundle") or a release file."""
+
+    kind: str
+    pk: int
+    resolved_with: str
+    abs_path: str | None = None
+    headers: dict[str, str] | None = None
+
+    @property
+    def target(self) -> str:
+        """What `?download=` names to fetch it."""
+        return f"{self.kind}/{self.pk}"

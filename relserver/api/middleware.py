@@ -10,7 +10,7 @@ import secrets
 
 from aiohttp import web
 
-from .. import auth, sentry
+from .. import auth, sentry, services
 from ..errors import (
     APIError,
     ClientClosedRequest,
@@ -94,7 +94,7 @@ async def authenticate(request: web.Request) -> Token | None:
     raw = auth.bearer_token(header)
     if raw is None:
         return None
-    token = await request.app[store_key].get_token(auth.hash_token(raw))
+    token = await services.token_for(request.app[store_key], raw)
     if token is None or token.revoked:
         raise auth.invalid_token_error(raw)
     return token

@@ -148,7 +148,7 @@ async def list_project_releases(request: web.Request) -> web.Response:
 async def release_details(request: web.Request) -> web.Response:
     """GET …/releases/{version}/ at either scope."""
     _, release = await release_in_scope(request)
-    return json_response(sentry.release_json(await backend(request).store.release_view(release)))
+    return json_response(sentry.release_json(await services.release_view(backend(request), release)))
 
 
 @requires(RELEASE_SCOPES)

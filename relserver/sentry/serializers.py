@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from ..models import ArtifactBundle, BundleFile, Deploy, Organization, Project, ReleaseFile, ReleaseView
+from ..models import ArtifactBundle, BundleFile, Deploy, LookupHit, Organization, Project, ReleaseFile, ReleaseView
 from .fields import is_valid_version
 from .identifiers import encode_archive_entry_id
 
@@ -218,4 +218,29 @@ def organization_json(org: Organization, projects: Iterable[Project], origin: st
             }
             for p in projects
         ],
+    }
+
+
+def lookup_hit_json(hit: LookupHit, base_url: str) -> dict[str, Any]:
+    """An artifact-lookup answer (api/endpoints/artifact_lookup.py); `base_url` ends in `?download=`."""
+    body: dict[str, Any] = {
+        "id": hit.target,
+        "type": "bundle" if hit.kind == "artifact_bundle" else "file",
+        "url": f"{base_url}{hit.target}",
+    }
+    if hit.kind == "release_file":
+        body |= {"abs_path": hit.abs_path, "headers": hit.headers}
+    return body | {"resolved_with": hit.resolved_with}
+
+
+def bundle_files_json(bundle: ArtifactBundle, files: Iterable[BundleFile]) -> dict[str, Any]:
+    """A bundle with one page of its files (ArtifactBundleFilesEndpoint)."""
+    summary = artifact_bundle_json(bundle)
+    return {
+        "bundleId": bundle.bundle_id,
+        "date": summary["date"],
+        "dateModified": summary["dateModified"],
+        "fileCount": bundle.file_count,
+        "associations": bundle_associations(bundle),
+        "files": [bundle_file_json(f) for f in files],
     }

@@ -7,12 +7,27 @@ the assembler lives in `services.assembly`.
 
 from __future__ import annotations
 
+from .bundles import (
+    BUNDLE_SORTS,
+    bound_bundle,
+    bundle_member,
+    delete_artifact_bundle,
+    list_artifact_bundles,
+    list_bundle_files,
+)
 from .chunks import (
     store_chunks,
 )
 from .context import (
     Backend,
     blob_unlinker,
+)
+from .lookup import (
+    MAX_BUNDLES_QUERY,
+    MAX_RELEASEFILES_QUERY,
+    LookupDownload,
+    artifact_lookup,
+    lookup_download,
 )
 from .maintenance import (
     sweep_leftovers,
@@ -29,9 +44,13 @@ from .release_files import (
 )
 from .releases import (
     ReleaseFields,
+    add_deploy,
     create_release,
     delete_release,
+    list_deploys,
     list_releases,
+    organization_projects,
+    release_view,
     update_release,
 )
 from .scope import (
@@ -48,17 +67,27 @@ from .scope import (
 )
 from .tokens import (
     bootstrap_tokens,
+    token_for,
     write_secret_file,
 )
 
 __all__ = [
+    "BUNDLE_SORTS",
     "INVALID_PROJECTS",
+    "MAX_BUNDLES_QUERY",
+    "MAX_RELEASEFILES_QUERY",
     "Backend",
+    "LookupDownload",
     "ReleaseFields",
+    "add_deploy",
+    "artifact_lookup",
     "blob_unlinker",
     "bootstrap_tokens",
+    "bound_bundle",
+    "bundle_member",
     "create_release",
     "delete_all_release_files",
+    "delete_artifact_bundle",
     "delete_release",
     "delete_release_file",
     "file_json",
@@ -68,9 +97,15 @@ __all__ = [
     "get_any_release_file",
     "get_release",
     "get_release_file",
+    "list_artifact_bundles",
+    "list_bundle_files",
+    "list_deploys",
     "list_release_files",
     "list_releases",
+    "lookup_download",
+    "organization_projects",
     "provision",
+    "release_view",
     "rename_release_file",
     "requested_projects",
     "resolve_organization",
@@ -78,6 +113,7 @@ __all__ = [
     "resolve_release_projects",
     "store_chunks",
     "sweep_leftovers",
+    "token_for",
     "update_release",
     "upload_release_file",
     "write_secret_file",

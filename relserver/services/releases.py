@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from .. import sentry
 from ..errors import NotFound
-from ..models import Organization, Project, Release, ReleaseView
+from ..models import Deploy, Organization, Project, Release, ReleaseView
 from ..store import ReleaseGone
 from .context import Backend, blob_unlinker
 
@@ -81,3 +81,33 @@ async def update_release(
 
 async def delete_release(backend: Backend, release: Release) -> None:
     await backend.store.delete_release(release.id, blob_unlinker(backend))
+
+
+async def add_deploy(backend: Backend, release: Release, fields: sentry.DeployFields) -> Deploy:
+    """A deploy of the release; one that finished without saying when finished now."""
+    try:
+        return await backend.store.add_deploy(
+            release.id,
+            environment=fields.environment,
+            name=fields.name,
+            url=fields.url,
+            date_started=fields.date_started,
+            date_finished=fields.date_finished or datetime.now(UTC),
+        )
+    except ReleaseGone:
+        raise NotFound() from None  # deleted since the handler looked it up
+
+
+async def list_deploys(backend: Backend, release: Release, page: sentry.Page) -> tuple[list[Deploy], bool]:
+    """One page of the release's deploys, newest finished first, and whether another follows."""
+    found = await backend.store.list_deploys(release.id, offset=page.offset, limit=page.limit + 1)
+    return found[: page.limit], len(found) > page.limit
+
+
+async def organization_projects(backend: Backend, org: Organization) -> list[Project]:
+    return await backend.store.list_projects(org.id)
+
+
+async def release_view(backend: Backend, release: Release) -> ReleaseView:
+    """The release with its projects and deploys, as its JSON shows it."""
+    return await backend.store.release_view(release)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import auth
 from ..config import Config
+from ..models import Token
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -50,3 +51,8 @@ def write_secret_file(path: Path, content: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(content + "\n")
     os.chmod(path, 0o600)
+
+
+async def token_for(store: Store, raw: str) -> Token | None:
+    """The stored token a bearer token names (found by its hash), revoked or not."""
+    return await store.get_token(auth.hash_token(raw))

@@ -1,0 +1,80 @@
+"""The artifact lookup: which bundles or release files Sentry's processing would fetch for a
+debug id, or a release (and dist) and URL (api/endpoints/artifact_lookup.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import sentry
+from ..errors import NotFound
+from ..models import LookupHit, Organization, Project
+from .context import Backend
+
+# query_artifact_bundles_containing_file (debug_files/artifact_bundles.py): MAX_BUNDLES_QUERY.
+MAX_BUNDLES_QUERY = 5
+# ProjectArtifactLookupEndpoint: MAX_RELEASEFILES_QUERY.
+MAX_RELEASEFILES_QUERY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class LookupDownload:
+    """The bytes a lookup's `?download=` names: a blob, and the name to serve it under."""
+
+    sha1: str
+    size: int
+    name: str
+
+
+async def artifact_lookup(
+    backend: Backend,
+    org: Organization,
+    project: Project,
+    *,
+    debug_id: str | None,
+    url: str | None,
+    version: str | None,
+    dist: str | None,
+) -> list[LookupHit]:
+    """Bundles by debug id first; else bundles of the release (and those indexing the URL);
+    with no bundle, release files whose name contains the URL."""
+    store = backend.store
+    found: dict[int, str] = {}
+    if debug_id:
+        for bundle in await store.bundles_with_debug_id(org.id, project.id, debug_id):
+            found[bundle.id] = "debug-id"
+    if not found and version:
+        for bundle in await store.bundles_for_release(
+            org.id, project.id, version, dist, url=None, limit=MAX_BUNDLES_QUERY
+        ):
+            found[bundle.id] = "release"
+        if url:
+            for bundle in await store.bundles_for_release(
+                org.id, project.id, version, dist, url=url, limit=MAX_BUNDLES_QUERY
+            ):
+                found[bundle.id] = "index"
+    hits = [LookupHit("artifact_bundle", pk, how) for pk, how in sorted(found.items())]
+    if not found and version and url:
+        # No bundle: Sentry falls back to individual release files whose name contains the URL.
+        release = await store.get_release(org.id, version)
+        if release is not None and await store.is_release_linked(release.id, project.id):
+            for f in await store.release_files_matching_url(release.id, url, MAX_RELEASEFILES_QUERY):
+                if dist is None or f.dist == dist:
+                    hits.append(LookupHit("release_file", f.id, "release-old", abs_path=f.name, headers=f.headers))
+    return hits
+
+
+async def lookup_download(backend: Backend, org: Organization, project: Project, target: str) -> LookupDownload:
+    """`artifact_bundle/<pk>` or `release_file/<pk>` of this project; Sentry's empty 404 else."""
+    kind, _, raw_pk = target.partition("/")
+    pk = sentry.parse_database_id(raw_pk) if raw_pk.isascii() and raw_pk.isdigit() else None
+    store = backend.store
+    if pk is not None and kind == "artifact_bundle":
+        bundle = await store.get_artifact_bundle_by_pk(org.id, project.id, pk)
+        if bundle is not None:
+            size = (await store.chunk_sizes([bundle.checksum]))[bundle.checksum]
+            return LookupDownload(bundle.checksum, size, f"artifact_bundle_{bundle.bundle_id}.zip")
+    if pk is not None and kind == "release_file":
+        release_file = await store.get_release_file_in_project(project.id, pk)
+        if release_file is not None:
+            return LookupDownload(release_file.sha1, release_file.size, release_file.name)
+    raise NotFound(None)
