@@ -2,29 +2,23 @@
 `relserver vacuum`; one parser tree, `serve` when no command is given.
 
 Every serve flag has a RELSERVER_* environment twin; a flag beats the environment, the
-environment beats the default. No SQL here: commands go through the store's methods.
+environment beats the default. Serving is `serve.py`'s, the data-dir commands `admin.py`'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import re
-import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from . import __version__, auth, sentry, services
-from .app import SERVER_OPTIONS, create_app, inflight_key, startup_key
-from .blobstore import BlobStore
+from . import __version__, auth
+from .admin import run_admin_command
 from .config import (
     CHUNK_SIZE,
     DEFAULT_DATA_DIR,
@@ -38,20 +32,18 @@ from .config import (
     KiB,
     MiB,
 )
-from .datadir import DataDirError, DataDirInUse, DataDirLock, describe_error
-from .store import Store
-
-log = logging.getLogger("relserver")
+from .datadir import DataDirError, describe_error
+from .serve import StartupError, configure_logging, serve
 
 ENV_PREFIX = "RELSERVER_"
-# Seconds in-flight requests get to finish after SIGTERM/SIGINT before connections are closed.
-SHUTDOWN_TIMEOUT = 10.0
-# Pending connections per listening socket: aiohttp's TCPSite default.
-LISTEN_BACKLOG = 128
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
+
 
 _SIZE = re.compile(r"(?i)\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*")
+
+
 _UNITS = {"": 1, "b": 1, "k": KiB, "kb": 1000, "kib": KiB, "m": MiB, "mb": 1000**2, "mib": MiB}
+
+
 _UNITS |= {"g": GiB, "gb": 1000**3, "gib": GiB}
 
 
@@ -136,6 +128,8 @@ def _add_data_dir(parser: argparse.ArgumentParser, default: Any = argparse.SUPPR
 
 
 COMMANDS = ("serve", "token", "project", "vacuum")
+
+
 _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 
@@ -369,10 +363,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
     )
 
 
-class StartupError(Exception):
-    """Serving could not start; the message is the whole line printed."""
-
-
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv, os.environ if environ is None else environ)
     try:
@@ -381,7 +371,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             configure_logging(config.log_level)
             asyncio.run(serve(config))
             return 0
-        return _admin(args)
+        return run_admin_command(args)
     except (StartupError, DataDirError, OSError, sqlite3.Error) as exc:
         # Whatever the data dir or the socket refused, in one line: never a traceback.
         message = str(exc) if isinstance(exc, StartupError) else describe_error(args.data_dir, exc)
@@ -389,219 +379,3 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             raise
         print(f"relserver: {message}", file=sys.stderr)
         return 1
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def base_url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
-
-
-async def serve(config: Config) -> None:
-    """Bind, then open the data dir, then serve until SIGINT or SIGTERM; let in-flight
-    requests finish (bounded)."""
-    # The socket first: a port in use must leave no database, token or lock behind.
-    sockets = await bind_sockets(config.host, config.port)
-    try:
-        await _serve_on(config, sockets)
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-async def _serve_on(config: Config, sockets: list[socket.socket]) -> None:
-    app = create_app(config)
-    # Handlers go in before anything is announced, so a SIGTERM right after the banner is
-    # already a clean shutdown.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(
-        app,
-        access_log=logging.getLogger("relserver.access"),
-        access_log_format=ACCESS_LOG_FORMAT,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        **SERVER_OPTIONS,
-    )
-    try:
-        # storage_ctx: lock the data dir, open the database, sweep, bootstrap the admin token.
-        await runner.setup()
-    except (OSError, RuntimeError, sqlite3.Error, DataDirError) as exc:
-        raise StartupError(describe_error(config.data_dir, exc) or str(exc)) from exc
-    try:
-        sites = [web.SockSite(runner, sock) for sock in sockets]
-        for site in sites:
-            await site.start()
-        port = sockets[0].getsockname()[1]
-        print_banner(config, base_url(config.host, port), app[startup_key].new_admin_token)
-        await stop.wait()
-        # Graceful: stop accepting, let requests in flight finish (bounded), then close.
-        log.info("shutting down: no new connections; waiting for %d request(s)", app[inflight_key].count)
-        for site in sites:
-            await site.stop()
-        if not await app[inflight_key].wait_idle(SHUTDOWN_TIMEOUT):
-            log.warning("requests still running after %ss; closing them", SHUTDOWN_TIMEOUT)
-    finally:
-        await runner.cleanup()
-
-
-async def bind_sockets(host: str, port: int) -> list[socket.socket]:
-    """Listening sockets for every address `host` resolves to, as asyncio's create_server
-    binds them (SO_REUSEADDR, IPv6 only on IPv6 sockets); with port 0 they share one port."""
-    where = f"{host}:{port}"
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except OSError as exc:
-        raise StartupError(f"cannot listen on {where}: {exc}") from exc
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock.bind(address)
-            sock.listen(LISTEN_BACKLOG)
-            sock.setblocking(False)
-    except OSError as exc:
-        for sock in sockets:
-            sock.close()
-        raise StartupError(f"cannot listen on {where}: {exc}") from exc
-    return sockets
-
-
-def print_banner(config: Config, url: str, new_token: str | None) -> None:
-    data_dir = config.data_dir.resolve()
-    lines = [f"relserver {__version__} listening on {url}", f"  data dir:    {data_dir}"]
-    if new_token:
-        lines.append(f"  admin token: {new_token}")
-        lines.append(f"               (shown once; also saved to {config.admin_token_path.resolve()})")
-    elif config.token:
-        lines.append("  admin token: the one given by --token / RELSERVER_TOKEN")
-    elif config.admin_token_path.exists():
-        lines.append(f"  admin token: in {config.admin_token_path.resolve()}")
-    else:
-        lines.append("  admin token: none on disk; mint one with `relserver token create`")
-    lines.append(f"  try:         sentry-cli --url {url} --auth-token TOKEN -o ORG -p PROJECT releases new 1.0")
-    print("\n".join(lines), flush=True)
-
-
-def _admin(args: argparse.Namespace) -> int:
-    """token, project and vacuum. Reading commands never create a data dir or a database."""
-    config = Config(data_dir=args.data_dir)
-    if args.command == "vacuum":
-        _require_database(config)
-        return asyncio.run(_vacuum(config))
-    if args.command == "token" and args.action in ("list", "revoke"):
-        _require_database(config)
-    else:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(_store_command(config, args))
-
-
-def _require_database(config: Config) -> None:
-    if not config.data_dir.is_dir():
-        raise DataDirError(f"no data dir at {config.data_dir} (give --data-dir, or start `relserver serve` once)")
-    if not config.db_path.is_file():
-        raise DataDirError(f"no relserver database in {config.data_dir} (give --data-dir the server's data dir)")
-
-
-async def _store_command(config: Config, args: argparse.Namespace) -> int:
-    # Token and project commands are one short transaction each: safe beside a running server
-    # (WAL, and the busy timeout waits out its writer), so they take no lock.
-    async with Store(config.db_path) as store:
-        if args.command == "project":
-            return await _project_create(store, args)
-        if args.action == "create":
-            return await _token_create(store, args)
-        if args.action == "list":
-            return await _token_list(store)
-        return await _token_revoke(store, args.id)
-
-
-async def _vacuum(config: Config) -> int:
-    """The start-up sweep, on demand; under the data dir's lock, so never beside a server."""
-    lock = DataDirLock(config.data_dir)
-    try:
-        await asyncio.to_thread(lock.acquire)
-    except DataDirInUse as exc:
-        advice = "stop it first: vacuum removes temp files, which may be uploads in flight"
-        raise DataDirInUse(exc.data_dir, exc.pid, advice) from None
-    try:
-        blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
-        async with Store(config.db_path, fsync=config.fsync) as store:
-            report = await services.sweep_leftovers(store, blobstore)
-    finally:
-        await asyncio.to_thread(lock.release)
-    print(
-        f"removed {report.temp_files} stale temp file(s), {report.orphan_blobs} unreferenced blob file(s) "
-        f"and {report.blob_rows} unreferenced blob row(s) from {config.data_dir}"
-    )
-    return 0
-
-
-async def _token_create(store: Store, args: argparse.Namespace) -> int:
-    if args.org_token:
-        if not args.org or not args.url:
-            print("relserver: --org-token needs --org and --url", file=sys.stderr)
-            return 2
-        token = auth.new_org_token(url=args.url.rstrip("/"), org=args.org)
-        scopes = frozenset(args.scope or ()) | auth.ORG_TOKEN_SCOPES
-    else:
-        token = auth.new_user_token()
-        scopes = frozenset(args.scope or ("project:releases", "org:read"))
-    await store.insert_token(
-        token_hash=auth.hash_token(token),
-        label=args.label,
-        scopes=scopes,
-        organization=args.org,
-        kind=auth.token_kind(token),
-        last_characters=token[-4:],
-    )
-    print(token)
-    return 0
-
-
-async def _token_list(store: Store) -> int:
-    tokens = await store.list_tokens()
-    # Whole labels: the column is as wide as the longest one.
-    width = max([len("label"), *(len(t.label) for t in tokens)])
-    print(f"{'id':>4}  {'kind':4}  {'ends':6}  {'org':12}  {'state':8}  {'label':{width}}  scopes")
-    for t in tokens:
-        state = "revoked" if t.revoked else "active"
-        print(
-            f"{t.id:>4}  {t.kind:4}  …{t.last_characters:5}  {t.organization or '*':12}  {state:8}  "
-            f"{t.label:{width}}  {' '.join(sorted(t.scopes))}"
-        )
-    return 0
-
-
-async def _token_revoke(store: Store, token_id: int) -> int:
-    if await store.revoke_token(token_id):
-        print(f"revoked token {token_id}")
-        return 0
-    print(f"relserver: no active token with id {token_id}", file=sys.stderr)
-    return 1
-
-
-async def _project_create(store: Store, args: argparse.Namespace) -> int:
-    if not sentry.is_valid_org_slug(args.org) or not sentry.is_valid_project_slug(args.project):
-        print("relserver: not a valid Sentry organization or project slug", file=sys.stderr)
-        return 2
-    org = await store.ensure_organization(args.org)
-    (project,) = await store.ensure_projects(org.id, [args.project])
-    print(f"{org.slug}/{project.slug}")
-    return 0

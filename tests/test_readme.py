@@ -20,7 +20,7 @@ pytestmark = pytest.mark.cli
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
 VENV_BIN = Path(sys.executable).parent
-# Every request the server logged: `"METHOD PATH HTTP/1.1" STATUS` (cli.ACCESS_LOG_FORMAT).
+# Every request the server logged: `"METHOD PATH HTTP/1.1" STATUS` (serve.ACCESS_LOG_FORMAT).
 ACCESS_LINE = re.compile(r'relserver\.access: \S+ "(\S+ \S+) HTTP/[\d.]+" (\d{3})')
 
 # What the quick start says the build left in dist/: a minified file and its source map.

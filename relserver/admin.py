@@ -1,0 +1,127 @@
+"""The data-dir commands: `token create|list|revoke`, `project create`, `vacuum`.
+
+Token and project commands are one short SQLite transaction each and are safe beside a running
+server; `vacuum` sweeps stale temp files, so it takes the data dir's lock and refuses while a
+server holds it. Reading commands never create a data dir or a database. No SQL here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from . import auth, sentry, services
+from .blobstore import BlobStore
+from .config import (
+    Config,
+)
+from .datadir import DataDirError, DataDirInUse, DataDirLock
+from .store import Store
+
+
+def run_admin_command(args: argparse.Namespace) -> int:
+    """token, project and vacuum. Reading commands never create a data dir or a database."""
+    config = Config(data_dir=args.data_dir)
+    if args.command == "vacuum":
+        _require_database(config)
+        return asyncio.run(_vacuum(config))
+    if args.command == "token" and args.action in ("list", "revoke"):
+        _require_database(config)
+    else:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(_store_command(config, args))
+
+
+def _require_database(config: Config) -> None:
+    if not config.data_dir.is_dir():
+        raise DataDirError(f"no data dir at {config.data_dir} (give --data-dir, or start `relserver serve` once)")
+    if not config.db_path.is_file():
+        raise DataDirError(f"no relserver database in {config.data_dir} (give --data-dir the server's data dir)")
+
+
+async def _store_command(config: Config, args: argparse.Namespace) -> int:
+    # Token and project commands are one short transaction each: safe beside a running server
+    # (WAL, and the busy timeout waits out its writer), so they take no lock.
+    async with Store(config.db_path) as store:
+        if args.command == "project":
+            return await _project_create(store, args)
+        if args.action == "create":
+            return await _token_create(store, args)
+        if args.action == "list":
+            return await _token_list(store)
+        return await _token_revoke(store, args.id)
+
+
+async def _vacuum(config: Config) -> int:
+    """The start-up sweep, on demand; under the data dir's lock, so never beside a server."""
+    lock = DataDirLock(config.data_dir)
+    try:
+        await asyncio.to_thread(lock.acquire)
+    except DataDirInUse as exc:
+        advice = "stop it first: vacuum removes temp files, which may be uploads in flight"
+        raise DataDirInUse(exc.data_dir, exc.pid, advice) from None
+    try:
+        blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+        async with Store(config.db_path, fsync=config.fsync) as store:
+            report = await services.sweep_leftovers(store, blobstore)
+    finally:
+        await asyncio.to_thread(lock.release)
+    print(
+        f"removed {report.temp_files} stale temp file(s), {report.orphan_blobs} unreferenced blob file(s) "
+        f"and {report.blob_rows} unreferenced blob row(s) from {config.data_dir}"
+    )
+    return 0
+
+
+async def _token_create(store: Store, args: argparse.Namespace) -> int:
+    if args.org_token:
+        if not args.org or not args.url:
+            print("relserver: --org-token needs --org and --url", file=sys.stderr)
+            return 2
+        token = auth.new_org_token(url=args.url.rstrip("/"), org=args.org)
+        scopes = frozenset(args.scope or ()) | auth.ORG_TOKEN_SCOPES
+    else:
+        token = auth.new_user_token()
+        scopes = frozenset(args.scope or ("project:releases", "org:read"))
+    await store.insert_token(
+        token_hash=auth.hash_token(token),
+        label=args.label,
+        scopes=scopes,
+        organization=args.org,
+        kind=auth.token_kind(token),
+        last_characters=token[-4:],
+    )
+    print(token)
+    return 0
+
+
+async def _token_list(store: Store) -> int:
+    tokens = await store.list_tokens()
+    # Whole labels: the column is as wide as the longest one.
+    width = max([len("label"), *(len(t.label) for t in tokens)])
+    print(f"{'id':>4}  {'kind':4}  {'ends':6}  {'org':12}  {'state':8}  {'label':{width}}  scopes")
+    for t in tokens:
+        state = "revoked" if t.revoked else "active"
+        print(
+            f"{t.id:>4}  {t.kind:4}  …{t.last_characters:5}  {t.organization or '*':12}  {state:8}  "
+            f"{t.label:{width}}  {' '.join(sorted(t.scopes))}"
+        )
+    return 0
+
+
+async def _token_revoke(store: Store, token_id: int) -> int:
+    if await store.revoke_token(token_id):
+        print(f"revoked token {token_id}")
+        return 0
+    print(f"relserver: no active token with id {token_id}", file=sys.stderr)
+    return 1
+
+
+async def _project_create(store: Store, args: argparse.Namespace) -> int:
+    if not sentry.is_valid_org_slug(args.org) or not sentry.is_valid_project_slug(args.project):
+        print("relserver: not a valid Sentry organization or project slug", file=sys.stderr)
+        return 2
+    org = await store.ensure_organization(args.org)
+    (project,) = await store.ensure_projects(org.id, [args.project])
+    print(f"{org.slug}/{project.slug}")
+    return 0
