@@ -479,7 +479,6 @@ def bench_build(work: Path, modules: int, runs: int, *, profile: bool = True) ->
                 wall, _ = sentry_cli_upload(server.url, dist, work)
                 rows["repeat_wall"].append(wall)
                 rows["repeat_cpu"].append(server.cpu_seconds() - cpu_before)
-        shutil.rmtree(data)
         print(
             f"   run {run}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in rows.items() if v), file=sys.stderr, flush=True
         )
@@ -506,10 +505,14 @@ def bench_build(work: Path, modules: int, runs: int, *, profile: bool = True) ->
         trace = work / "relserver.profile.txt"
         with relserver(work / "rel-profile") as server, py_spy(server.pid, trace):
             sentry_cli_upload(server.url, dist, work)
-        shutil.rmtree(work / "rel-profile")
         out["profile_top_self"] = _top_frames(trace, leaf=True)
         out["profile_top_relserver"] = _top_frames(trace, leaf=False)
-    shutil.rmtree(dist)
+    # Data dirs go only now: ext4 passes over inodes freed in the last minute when it
+    # allocates one, so removing a run's thousands of files just before the next run would
+    # add to that run's file creation.
+    for path in [dist, *work.glob("rel*")]:
+        if path.is_dir():
+            shutil.rmtree(path)
     return out
 
 
