@@ -1,29 +1,39 @@
-"""relserver against a same-run baseline (scripts/baseline.py), on this machine.
+"""relserver against same-run floors (scripts/baseline.py, scripts/floor.py), on this machine.
 
     .venv/bin/python scripts/bench.py [--quick] [--runs 3] [--only large,small,...] [--write docs/benchmarks.md]
+                                      [--build-modules 2000] [--big-build [--big-modules 20000] [--big-runs 1]]
 
-Measurements (targets in brackets, relserver / baseline):
+Measurements (targets in brackets, relserver / baseline or floor):
   large     one 1 GiB upload: MB/s of both, relserver's peak RSS over idle   [>= 0.9, <= 32 MiB growth]
   small     5 000 uploads of 1 KiB over 32 keep-alive connections; the load
             generator's own ceiling against a no-op handler is reported too  [>= 0.6]
   listing   a release of 50 000 files: first page, offset 19 900, a query    [p50 < 10 ms; deep <= 2x first]
-  build     sentry-cli 3.8.2 `sourcemaps upload` of 2 000 files (~60 MB):
-            wall time, relserver CPU seconds, and the top of its profile
+  build     sentry-cli 3.8.2 `sourcemaps upload --wait` of 2 000 modules (a script and its map,
+            4 000 files, ~60 MB), per run against a fresh floor and a fresh relserver: both walls,
+            relserver's CPU seconds and peak RSS over idle, then the identical upload again to the
+            same relserver; a separate upload under py-spy gives the top of its profile
+                                                                             [wall <= 1.2x the floor's,
+                                                                              CPU <= 1.0 s, RSS <= 64 MiB,
+                                                                              repeat CPU < 0.05 s]
+  build_N   the same with --big-modules N (20 000, ~600 MB), without the profile; only with --big-build
+                                                                             [wall <= 1.2x the floor's,
+                                                                              CPU per MB as in build]
   download  1 GiB download against aiohttp's FileResponse                    [>= 0.9]
 
-Each figure is the median of --runs runs. --quick shrinks every size for a smoke test.
-Never part of `make test`.
+Each figure is the median of --runs runs; a ratio is the median of the runs' own ratios.
+--quick shrinks every size for a smoke test. With --write, a run of some of the benchmarks
+replaces only their sections of the file. Never part of `make test`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -82,27 +92,21 @@ class Proc:
 
     @property
     def pid(self) -> int:
-        """The server's pid; under py-spy, the profiled child's."""
-        for children in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                if kids := children.read_text().split():
-                    return int(kids[0])
         return self.proc.pid
 
     def rss(self) -> int:
         return _status_field(self.pid, "VmRSS")
 
     def cpu_seconds(self) -> float:
+        return sum(self.cpu_times())
+
+    def cpu_times(self) -> tuple[float, float]:
+        """User and system CPU seconds so far."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def stop(self) -> None:
-        if self.pid != self.proc.pid:
-            # Under py-spy: end the server, and py-spy writes its profile and exits.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(60)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -125,12 +129,29 @@ PY_SPY = Path(PYTHON).parent / "py-spy"
 
 
 @contextmanager
-def relserver(data_dir: Path, *extra: str, profile: Path | None = None) -> Iterator[Proc]:
-    args = []
-    if profile is not None:
-        # A sampling profile of every thread (hashing and unzipping run in worker threads).
-        args += [str(PY_SPY), "record", "--rate", "250", "--format", "raw", "--output", str(profile), "--threads", "--"]
-    args += [
+def py_spy(pid: int, output: Path) -> Iterator[None]:
+    """A sampling profile of every thread of `pid` (hashing and unzipping run in worker threads)
+    while the block runs; not the server's start-up or shutdown."""
+    if not PY_SPY.exists():
+        yield  # _top_frames says how to get one
+        return
+    args = [str(PY_SPY), "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--threads"]
+    spy = subprocess.Popen([*args, "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # attached and sampling
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes the profile and exits
+        try:
+            spy.wait(60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
+@contextmanager
+def relserver(data_dir: Path, *extra: str) -> Iterator[Proc]:
+    args = [
         PYTHON,
         "-m",
         "relserver",
@@ -173,6 +194,7 @@ class PeakRss:
             self.peak = max(self.peak, self.proc.rss())
 
     def __enter__(self) -> PeakRss:
+        self.started = time.perf_counter()
         self._thread.start()
         return self
 
@@ -370,65 +392,128 @@ def bench_listing(work: Path, files: int, runs: int) -> dict[str, Any]:
     return out
 
 
-# --- 4. a real build with sentry-cli ------------------------------------------------------
+# --- 4. a real build with sentry-cli, against the floor (scripts/floor.py) ------------------
+
+# One module of a build: a minified script and its source map, about 30 KB together.
+MODULE_BYTES = 60 * MiB // 2000
 
 
-def make_build(root: Path, files: int, total_bytes: int) -> None:
-    """`files` files, half scripts and half maps, about `total_bytes` in all."""
+def make_build(root: Path, modules: int) -> None:
+    """`modules` scripts, each with its map: 2 files and about MODULE_BYTES per module."""
     root.mkdir(parents=True)
-    pairs = files // 2
-    per_pair = total_bytes // max(pairs, 1)
-    for i in range(pairs):
-        noise = secrets.token_hex(per_pair // 3)  # 2/3 of the pair in the map, 1/3 in the script
+    for i in range(modules):
+        noise = secrets.token_hex(MODULE_BYTES // 3)  # 2/3 of the module in the map, 1/3 in the script
         (root / f"chunk{i}.js").write_text(
-            f'var c{i}="{noise[: per_pair // 3]}";\n//# sourceMappingURL=chunk{i}.js.map\n'
+            f'var c{i}="{noise[: MODULE_BYTES // 3]}";\n//# sourceMappingURL=chunk{i}.js.map\n'
         )
         mapping = {"version": 3, "sources": [f"src/{i}.ts"], "names": [], "mappings": "AAAA", "sourcesContent": [noise]}
         (root / f"chunk{i}.js.map").write_text(json.dumps(mapping))
 
 
-def bench_build(work: Path, files: int, total_bytes: int) -> dict[str, Any]:
-    make_build(work / "dist", files, total_bytes)
-    size = sum(p.stat().st_size for p in (work / "dist").iterdir())
-    profile = work / "relserver.profile.txt"
-    with relserver(work / "rel", profile=profile) as server:
-        env = {
-            **os.environ,
-            "SENTRY_URL": server.url,
-            "SENTRY_AUTH_TOKEN": TOKEN,
-            "SENTRY_ORG": "acme",
-            "HOME": str(work),
-        }
-        cpu_before = server.cpu_seconds()
-        started = time.perf_counter()
-        result = subprocess.run(
-            [
-                str(SENTRY_CLI_3),
-                "sourcemaps",
-                "upload",
-                str(work / "dist"),
-                "--release",
-                "build",
-                "-p",
-                "web",
-                "--wait",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        wall = time.perf_counter() - started
-        cpu = server.cpu_seconds() - cpu_before
-        if result.returncode:
-            raise RuntimeError(result.stderr)
-    return {
-        "files": files,
-        "mb": size / MiB,
-        "wall_s": wall,
-        "relserver_cpu_s": cpu,
-        "profile_top_self": _top_frames(profile, leaf=True),
-        "profile_top_relserver": _top_frames(profile, leaf=False),
+@contextmanager
+def floor() -> Iterator[Proc]:
+    proc = Proc([PYTHON, str(ROOT / "scripts" / "floor.py")], "floor listening on")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def sentry_cli_upload(url: str, dist: Path, home: Path) -> tuple[float, float]:
+    """sentry-cli 3.x `sourcemaps upload --wait` of `dist`: its wall time and its own CPU seconds."""
+    env = {**os.environ, "SENTRY_URL": url, "SENTRY_AUTH_TOKEN": TOKEN, "SENTRY_ORG": "acme", "HOME": str(home)}
+    args = [str(SENTRY_CLI_3), "sourcemaps", "upload", str(dist), "--release", "build", "-p", "web", "--wait"]
+    # Writeback of earlier runs' files (the build itself, removed data dirs) must not land on
+    # this run's fsyncs.
+    os.sync()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(args, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        raise UploadFailed(errors[0] if errors else f"sentry-cli exited {result.returncode}:\n{result.stderr}")
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+class UploadFailed(RuntimeError):
+    pass
+
+
+def bench_build(work: Path, modules: int, runs: int, *, profile: bool = True) -> dict[str, Any]:
+    """Per run, the same build against a fresh floor, then a fresh relserver, then that relserver again."""
+    dist = work / "dist"
+    make_build(dist, modules)
+    files = sum(1 for _ in dist.iterdir())
+    mb = sum(p.stat().st_size for p in dist.iterdir()) / MiB
+    rows: dict[str, list[float]] = {
+        k: [] for k in ("floor_wall", "floor_cpu", "cli_cpu", "wall", "cpu", "sys", "rss", "repeat_wall", "repeat_cpu")
     }
+    failed = ""
+    for run in range(runs):
+        with floor() as server:
+            cpu_before = server.cpu_seconds()
+            wall, cli_cpu = sentry_cli_upload(server.url, dist, work)
+            rows["floor_wall"].append(wall)
+            rows["floor_cpu"].append(server.cpu_seconds() - cpu_before)
+            rows["cli_cpu"].append(cli_cpu)
+        data = work / f"rel{run}"
+        with relserver(data) as server:
+            idle = server.rss()
+            user_before, sys_before = server.cpu_times()
+            try:
+                with PeakRss(server) as peak:
+                    wall, _ = sentry_cli_upload(server.url, dist, work)
+            except UploadFailed as error:
+                # Reported beside the floor's figures rather than losing them.
+                failed = f"{error} (after {time.perf_counter() - peak.started:.1f} s)"
+            else:
+                user, system = server.cpu_times()
+                rows["wall"].append(wall)
+                rows["cpu"].append(user - user_before + system - sys_before)
+                rows["sys"].append(system - sys_before)
+                rows["rss"].append(peak.peak - idle)
+                # The identical upload again: everything is already there.
+                cpu_before = server.cpu_seconds()
+                wall, _ = sentry_cli_upload(server.url, dist, work)
+                rows["repeat_wall"].append(wall)
+                rows["repeat_cpu"].append(server.cpu_seconds() - cpu_before)
+        print(
+            f"   run {run}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in rows.items() if v), file=sys.stderr, flush=True
+        )
+    med = {k: statistics.median(v) for k, v in rows.items() if v}
+    out: dict[str, Any] = {"modules": modules, "files": files, "mb": mb, "floor_wall_s": med["floor_wall"]}
+    if failed:
+        out["relserver_error"] = failed
+    else:
+        out |= {
+            "relserver_wall_s": med["wall"],
+            "ratio": statistics.median(r / f for r, f in zip(rows["wall"], rows["floor_wall"], strict=True)),
+            "relserver_cpu_s": med["cpu"],
+            "relserver_sys_s": med["sys"],
+            "relserver_cpu_ms_per_mb": 1000 * med["cpu"] / mb,
+            "rss_growth_mib": med["rss"] / MiB,
+            "rss_growth_max_mib": max(rows["rss"]) / MiB,
+            "repeat_wall_s": med["repeat_wall"],
+            "repeat_cpu_s": med["repeat_cpu"],
+        }
+    out |= {"floor_cpu_s": med["floor_cpu"], "sentry_cli_cpu_s": med["cli_cpu"]}
+    if profile and not failed:
+        # A separate upload to a fresh relserver under py-spy, which pauses the process for
+        # each sample: its wall and CPU are not the figures above.
+        trace = work / "relserver.profile.txt"
+        with relserver(work / "rel-profile") as server, py_spy(server.pid, trace):
+            sentry_cli_upload(server.url, dist, work)
+        out["profile_top_self"] = _top_frames(trace, leaf=True)
+        out["profile_top_relserver"] = _top_frames(trace, leaf=False)
+    # Data dirs go only now: ext4 passes over inodes freed in the last minute when it
+    # allocates one, so removing a run's thousands of files just before the next run would
+    # add to that run's file creation.
+    for path in [dist, *work.glob("rel*")]:
+        if path.is_dir():
+            shutil.rmtree(path)
+    return out
 
 
 def _top_frames(profile: Path, *, leaf: bool, count: int = 8) -> list[str]:
@@ -500,21 +585,51 @@ def machine() -> dict[str, str]:
 
 
 NOTES_HEADING = "## Reading the figures"
+# What a plain run (and `make bench`) measures; the big build (section build_N) takes
+# minutes and is asked for with --big-build.
+BENCHMARKS = ("large", "small", "listing", "build", "download")
+
+
+def render_section(name: str, values: dict[str, Any], note: str | None = None) -> list[str]:
+    lines = [f"## {name}", ""]
+    if note is not None:
+        lines += [note, ""]
+    lines += ["| measure | value |", "| --- | --- |"]
+    for key, value in values.items():
+        if isinstance(value, list):
+            value = "<br>".join(str(v) for v in value)
+        elif isinstance(value, float):
+            value = f"{value:.2f}"
+        lines.append(f"| {key} | {value} |")
+    return [*lines, ""]
 
 
 def render(results: dict[str, Any], command: str) -> str:
     lines = ["# Benchmarks", "", f"Produced by `{command}`; every figure is a median of the runs.", ""]
     lines += ["| machine | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in machine().items()] + [""]
     for name, values in results.items():
-        lines += [f"## {name}", "", "| measure | value |", "| --- | --- |"]
-        for key, value in values.items():
-            if isinstance(value, list):
-                value = "<br>".join(str(v) for v in value)
-            elif isinstance(value, float):
-                value = f"{value:.2f}"
-            lines.append(f"| {key} | {value} |")
-        lines.append("")
+        lines += render_section(name, values)
     return "\n".join(lines)
+
+
+def merge(old: str, results: dict[str, Any], command: str) -> str:
+    """`old`'s tables with only the sections in `results` replaced, or added after their kin."""
+    blocks = re.split(r"(?m)^(?=## )", old.split(NOTES_HEADING, 1)[0])
+    preamble = blocks[0]
+    listed = dict(re.findall(r"(?m)^\| (\w+) \| (.*) \|$", preamble))
+    changed = [f"{k} {v}" for k, v in machine().items() if listed.get(k) != v]
+    note = f"Re-run on its own: `{command}`" + (f", on {', '.join(changed)}." if changed else ".")
+    sections = [(block.split("\n", 1)[0][3:].strip(), block) for block in blocks[1:]]
+    for name, values in results.items():
+        block = "\n".join(render_section(name, values, note)) + "\n"
+        names = [n for n, _ in sections]
+        if name in names:
+            sections[names.index(name)] = (name, block)
+        else:
+            # build_20000 goes after build (and after any build_N already there).
+            kin = [i for i, n in enumerate(names) if n.split("_")[0] == name.split("_")[0]]
+            sections.insert(kin[-1] + 1 if kin else len(sections), (name, block))
+    return preamble + "".join(block for _, block in sections)
 
 
 def main() -> int:
@@ -525,11 +640,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default="large,small,listing,build,download")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"some of {','.join(BENCHMARKS)}")
+    parser.add_argument("--build-modules", type=int, default=2000, help="modules (a script and its map) in the build")
+    parser.add_argument("--big-build", action="store_true", help="also the build at --big-modules, --big-runs times")
+    parser.add_argument("--big-modules", type=int, default=20_000)
+    parser.add_argument("--big-runs", type=int, default=1)
     parser.add_argument("--write", type=Path, help="also write the results as Markdown here")
     args = parser.parse_args()
     quick = args.quick
     wanted = args.only.split(",")
+    big_modules = 2000 if quick else args.big_modules
+    big = f"build_{big_modules}"
+    if args.big_build and big not in wanted:
+        wanted.append(big)
+    if unknown := set(wanted) - {*BENCHMARKS, big}:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="relserver-bench-") as tmp:
         work = Path(tmp)
@@ -537,19 +662,25 @@ def main() -> int:
             "large": lambda: bench_large(work / "large", (64 if quick else 1024) * MiB, args.runs),
             "small": lambda: bench_small(work / "small", 500 if quick else 5000, args.runs),
             "listing": lambda: bench_listing(work / "listing", 2000 if quick else 50_000, args.runs),
-            "build": lambda: bench_build(work / "build", 200 if quick else 2000, (6 if quick else 60) * MiB),
+            "build": lambda: bench_build(work / "build", 200 if quick else args.build_modules, args.runs),
+            big: lambda: bench_build(work / big, big_modules, args.big_runs, profile=False),
             "download": lambda: bench_download(work / "download", (64 if quick else 1024) * MiB, args.runs),
         }
         for name in wanted:
             print(f"== {name}", file=sys.stderr, flush=True)
             results[name] = steps[name]()
             print(json.dumps(results[name], indent=2), file=sys.stderr, flush=True)
-    report = render(results, "scripts/bench.py " + " ".join(sys.argv[1:]))
+    command = "scripts/bench.py " + " ".join(sys.argv[1:])
+    report = render(results, command)
     print(report)
     if args.write:
+        old = args.write.read_text() if args.write.exists() else ""
+        if old and not set(BENCHMARKS) <= set(wanted):
+            # A partial run replaces only its own sections: the others keep their figures.
+            report = merge(old, results, command)
         # The hand-written reading of the figures below the tables survives a re-run.
         notes = ""
-        if args.write.exists() and NOTES_HEADING in (old := args.write.read_text()):
+        if NOTES_HEADING in old:
             notes = "\n" + NOTES_HEADING + old.split(NOTES_HEADING, 1)[1]
         args.write.write_text(report.rstrip() + "\n" + notes)
     return 0
