@@ -12,9 +12,11 @@ import pytest
 
 from relserver import sentry
 from relserver.config import Config, MiB
+from relserver.ingest import bundle_zip
+from relserver.keys import assembler_key
 from relserver.store import MIGRATIONS, _split_statements
 
-from .bundle_helpers import make_bundle, upload_bundle, zip_path
+from .bundle_helpers import make_bundle, upload_bundle, upload_chunks, zip_path
 from .conftest import Client, ClientFactory, bearer, blob_files, create_release, sha1
 
 PROJECT = "/api/0/projects/acme/web"
@@ -192,3 +194,62 @@ def test_old_members_are_given_their_content_identity_by_the_migration(tmp_path:
             db.execute(statement)
         row = db.execute("SELECT sha1, size, data_offset FROM artifact_bundle_files").fetchone()
     assert row == (sha1(SMALL), len(SMALL), None)
+
+
+async def test_many_members_are_indexed_in_parallel_each_with_its_own_identity(client: Client) -> None:
+    await create_release(client, "1.0")
+    files = {f"~/m{i}.js": b"module %d\n" % i * (i + 1) for i in range(200)}
+    assert (await upload_bundle(client, make_bundle(files, release="1.0"), version="1.0", chunk_size=64 * 1024))[
+        "state"
+    ] == "ok"
+    listed = await (await client.get(f"{PROJECT}/releases/1.0/files/?per_page=100", headers=bearer())).json()
+    listed += await (
+        await client.get(f"{PROJECT}/releases/1.0/files/?per_page=100&cursor=100:1:0", headers=bearer())
+    ).json()
+    assert {f["name"]: (f["sha1"], f["size"]) for f in listed} == {
+        url: (sha1(data), len(data)) for url, data in files.items()
+    }
+
+
+async def test_a_member_too_large_for_one_read_streams_through_the_index(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle_zip, "ONE_SHOT_MEMBER_SIZE", 1024)
+    urls = await bundle_urls(client)
+    status, _, body = await download(client, urls["~/big.js"])
+    assert (status, body == BIG) == (200, True)
+    listed = await (await client.get(f"{PROJECT}/releases/1.0/files/", headers=bearer())).json()
+    assert {f["name"]: f["sha1"] for f in listed} == {"~/big.js": sha1(BIG), "~/small.js": sha1(SMALL)}
+
+
+@pytest.mark.parametrize("one_shot", [8 * MiB, 16])
+async def test_a_deflated_member_whose_bytes_were_damaged_fails_assembly(
+    client: Client, monkeypatch: pytest.MonkeyPatch, one_shot: int
+) -> None:
+    monkeypatch.setattr(bundle_zip, "ONE_SHOT_MEMBER_SIZE", one_shot)
+    await create_release(client, "1.0")
+    bundle = bytearray(make_bundle({"~/a.js": BIG}, release="1.0"))
+    # A byte in the middle of the deflate stream: zlib fails, or the CRC-32 disagrees.
+    bundle[len(bundle) // 3] ^= 0xFF
+    result = await upload_bundle(client, bytes(bundle), version="1.0", chunk_size=64 * 1024)
+    assert (result["state"], result["detail"]) == (
+        "error",
+        f"the bundle is invalid: {zip_path('~/a.js')} cannot be read",
+    )
+
+
+async def test_a_damaged_member_of_a_release_bundle_fails_its_assembly_in_sentrys_words(client: Client) -> None:
+    await create_release(client, "1.0")
+    bundle = bytearray(make_bundle({"~/a.js": BIG}, release="1.0"))
+    bundle[len(bundle) // 3] ^= 0xFF
+    chunks = [bytes(bundle[i : i + 64 * 1024]) for i in range(0, len(bundle), 64 * 1024)]
+    await upload_chunks(client, chunks)
+    body = {"checksum": sha1(bytes(bundle)), "chunks": [sha1(c) for c in chunks]}
+    url = "/api/0/organizations/acme/releases/1.0/assemble/"
+    await client.post(url, json=body, headers=bearer())
+    await client.app[assembler_key].wait_idle()
+    result = await (await client.post(url, json=body, headers=bearer())).json()
+    assert (result["state"], result["detail"]) == (
+        "error",
+        f"failed to extract bundle: {zip_path('~/a.js')} cannot be read",
+    )

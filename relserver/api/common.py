@@ -83,7 +83,7 @@ def public_origin(request: web.Request) -> str:
         return config.public_url.rstrip("/")
     scheme, host = request.scheme, request.host
     if config.trust_proxy:
-        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
+        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip().lower() or scheme
         host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip() or host
     if scheme not in ("http", "https") or not sentry.is_valid_host(host):
         # Django's get_host() refuses such a Host (DisallowedHost, a 400) before any view runs.

@@ -4,7 +4,6 @@ messages clients compare byte for byte (rest_framework/fields.py, django/core/va
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,20 +56,20 @@ def first_surrogate(value: Any) -> int | None:
 
     `json.loads` turns `"\\ud800"` into a lone surrogate, which no database can store and no
     response can encode; DRF's string fields refuse them, so relserver refuses them in any field.
+    Iterative, so no nesting `json.loads` accepts can exhaust the stack here.
     """
-    if isinstance(value, str):
-        found = LONE_SURROGATE.search(value)
-        return ord(found.group()) if found else None
-    if isinstance(value, dict):
-        items: Iterable[Any] = (part for pair in value.items() for part in pair)
-    elif isinstance(value, list):
-        items = value
-    else:
-        return None
-    for item in items:
-        code_point = first_surrogate(item)
-        if code_point is not None:
-            return code_point
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found = LONE_SURROGATE.search(item)
+            if found:
+                return ord(found.group())
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                pending += (child, key)
+        elif isinstance(item, list):
+            pending.extend(reversed(item))
     return None
 
 
