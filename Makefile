@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 9000
 DATA_DIR ?= ./.relserver
 
-.PHONY: run test lint typecheck fmt check clean bench torture
+.PHONY: run test lint typecheck fmt check clean bench torture system-deps
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,7 +37,21 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: lint typecheck
+# System programs the suite runs (the README's curl quick start, mount for the full-disk and
+# read-only tests). Debian's images carry them; where one is missing and we are root, apt-get
+# installs it; elsewhere the tests that need it skip (and fail under CI).
+SYSTEM_DEPS := curl:curl mount:mount
+
+system-deps:
+	@for dep in $(SYSTEM_DEPS); do \
+		cmd=$${dep%%:*}; pkg=$${dep#*:}; \
+		if ! command -v $$cmd >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing $$pkg (for $$cmd)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg; \
+		fi; \
+	done
+
+test: lint typecheck system-deps
 	$(BIN)/python -m pytest
 
 fmt: $(VENV)/.installed-test

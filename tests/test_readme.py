@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import missing_system_part
 from .server_process import running_server
 
 pytestmark = pytest.mark.cli
@@ -55,9 +56,7 @@ def quick_start_script() -> str:
 def test_the_readme_quick_start_runs_top_to_bottom_without_an_error(tmp_path: Path) -> None:
     curl = shutil.which("curl")
     if curl is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have curl: the README's quick start uses it")
-        pytest.skip("no curl here; the README's quick start uses it")
+        missing_system_part("curl, which the README's quick start uses")
     project = tmp_path / "project"
     (project / "dist").mkdir(parents=True)
     (project / "dist" / "app.min.js").write_text(APP_MIN_JS)
