@@ -11,11 +11,11 @@ import asyncio
 import sys
 
 from . import auth, sentry, services
-from .blobstore import BlobStore
 from .config import (
     Config,
 )
 from .datadir import DataDirError, DataDirInUse, DataDirLock
+from .storage.blobs.disk import DiskBlobStore
 from .store import Store
 
 
@@ -61,7 +61,7 @@ async def _vacuum(config: Config) -> int:
         advice = "stop it first: vacuum removes temp files, which may be uploads in flight"
         raise DataDirInUse(exc.data_dir, exc.pid, advice) from None
     try:
-        blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+        blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
         async with Store(config.db_path, fsync=config.fsync) as store:
             report = await services.sweep_leftovers(store, blobstore)
     finally:

@@ -13,12 +13,13 @@ from aiohttp import web
 from .api import setup_routes
 from .api.common import Handler
 from .api.middleware import auth_middleware, error_middleware
-from .blobstore import BlobStore, SweepReport
 from .config import Config
 from .datadir import DataDirLock
 from .keys import assembler_key, blobstore_key, config_key, store_key
 from .services import Backend, bootstrap_tokens, sweep_leftovers
 from .services.assembly import Assembler
+from .storage.blobs import SweepReport
+from .storage.blobs.disk import DiskBlobStore
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     lock = DataDirLock(config.data_dir)
     await asyncio.to_thread(_make_and_lock, lock)
     try:
-        blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+        blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
         await asyncio.to_thread(blobstore.prepare)
         store = Store(config.db_path, fsync=config.fsync)
         await store.open()

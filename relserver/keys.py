@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .blobstore import BlobStore
 from .config import Config
 from .models import Token
 from .services.assembly import Assembler
+from .storage.blobs import BlobStore
 from .store import Store
 
 config_key = web.AppKey("config", Config)

@@ -172,6 +172,11 @@ def temp_files(config: Config) -> list[Path]:
     return list(config.tmp_dir.iterdir()) if config.tmp_dir.exists() else []
 
 
+def blob_path(blob_dir: Path, sha1: str) -> Path:
+    """Where the disk engine keeps a blob (DESIGN D4: blobs/ab/cd/<sha1>)."""
+    return blob_dir / sha1[:2] / sha1[2:4] / sha1
+
+
 def blob_files(config: Config) -> list[Path]:
     return [p for p in config.blob_dir.glob("*/*/*") if p.is_file()]
 

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from relserver.api.chunks import LEGACY_MODE_VS_CLI_3
-from relserver.blobstore import TempBlob
 from relserver.config import Config, KiB, MiB
 from relserver.keys import store_key
+from relserver.storage.blobs.disk import TempBlob
 
 from .bundle_helpers import ORG_URL, chunk_form
 from .conftest import Client, ClientFactory, assert_api_error, bearer, blob_files, mint_token, sha1, temp_files

@@ -15,12 +15,12 @@ import aiohttp
 import pytest
 
 from relserver import cli, services
-from relserver.blobstore import BlobStore
 from relserver.config import MiB
 from relserver.datadir import DataDirInUse, DataDirLock, describe_error
+from relserver.storage.blobs.disk import DiskBlobStore
 from relserver.store import utcnow
 
-from .conftest import missing_system_part, sha1
+from .conftest import blob_path, missing_system_part, sha1
 from .server_process import run_relserver, running_server
 
 TOKEN = "datadir-token"
@@ -159,7 +159,7 @@ def test_vacuum_refuses_while_a_server_holds_the_data_dir(tmp_path: Path) -> Non
     data_dir = tmp_path / "data"
     with running_server(data_dir, token=TOKEN) as server:
         assert server.proc is not None
-        in_flight = BlobStore(data_dir / "blobs", data_dir / "tmp", fsync=False).new_temp()
+        in_flight = DiskBlobStore(data_dir / "blobs", data_dir / "tmp", fsync=False).stage()
         result = run_relserver("vacuum", "--data-dir", str(data_dir))
         assert one_line(result) == (
             f"{in_use(data_dir, server.proc.pid)}; stop it first: vacuum removes temp files, "
@@ -173,12 +173,12 @@ def test_vacuum_runs_the_start_up_sweep_and_says_what_it_removed(tmp_path: Path)
     data_dir = tmp_path / "data"
     with running_server(data_dir, token=TOKEN):
         pass
-    blobstore = BlobStore(data_dir / "blobs", data_dir / "tmp", fsync=False)
-    stale = blobstore.new_temp()
+    blobstore = DiskBlobStore(data_dir / "blobs", data_dir / "tmp", fsync=False)
+    stale = blobstore.stage()
     stale.finish()
-    loose = blobstore.path_for(sha1(b"no row"))
+    loose = blob_path(data_dir / "blobs", sha1(b"no row"))
     # A blob row nobody references, with its file: what a delete interrupted mid-way leaves.
-    unreferenced = blobstore.path_for(sha1(b"row, no file rows"))
+    unreferenced = blob_path(data_dir / "blobs", sha1(b"row, no file rows"))
     for path, data in ((loose, b"no row"), (unreferenced, b"row, no file rows")):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -238,7 +238,7 @@ def test_the_sweep_never_deletes_a_file_relserver_did_not_create(tmp_path: Path)
     for path in theirs:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"someone else's")
-    ours = BlobStore(project / "blobs", project / "tmp", fsync=False).new_temp()
+    ours = DiskBlobStore(project / "blobs", project / "tmp", fsync=False).stage()
     ours.finish()
 
     with running_server(Path("."), token=TOKEN, cwd=project) as server:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from relserver import auth
-from relserver.blobstore import BlobStore
 from relserver.config import Config
 from relserver.models import StoredBlob
+from relserver.storage.blobs.disk import DiskBlobStore
 
 from .conftest import (
     Client,
@@ -205,14 +205,14 @@ class TestDelete:
         await create_release(client, "1.0")
         await create_release(client, "2.0")
         gate = threading.Event()
-        real_store_bytes = BlobStore.store_bytes
+        real_store_bytes = DiskBlobStore.put_small
 
-        def store_bytes(self: BlobStore, data: bytes) -> StoredBlob:
+        def store_bytes(self: DiskBlobStore, data: bytes) -> StoredBlob:
             if data == b"first":
                 gate.wait(10)  # holds the write lock, so what follows queues behind it
             return real_store_bytes(self, data)
 
-        monkeypatch.setattr(BlobStore, "store_bytes", store_bytes)
+        monkeypatch.setattr(DiskBlobStore, "put_small", store_bytes)
         first = asyncio.ensure_future(upload(client, b"first", name="~/first.js", version="2.0"))
         await asyncio.sleep(0.3)
         # Looked up while 1.0 still exists; committed in the batch after the delete.

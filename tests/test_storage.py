@@ -14,14 +14,14 @@ import aiosqlite
 import pytest
 
 from relserver.app import startup_key
-from relserver.blobstore import BlobStore, TempBlob
 from relserver.config import Config, KiB
 from relserver.keys import blobstore_key, store_key
 from relserver.models import StoredBlob
 from relserver.sentry import release_file_ident
+from relserver.storage.blobs.disk import DiskBlobStore, TempBlob
 from relserver.store import MIGRATIONS, ReleaseGone, Store, release_files_page_sql, utcnow
 
-from .conftest import ADMIN_TOKEN, ClientFactory, blob_files, create_release, sha1, temp_files, upload
+from .conftest import ADMIN_TOKEN, ClientFactory, blob_files, blob_path, create_release, sha1, temp_files, upload
 
 
 async def test_restart_over_the_same_data_dir_keeps_every_file(make_client: ClientFactory, config: Config) -> None:
@@ -52,7 +52,7 @@ async def test_restart_over_the_same_data_dir_keeps_every_file(make_client: Clie
             sha1(data),
             len(data),
         )
-        assert blobstore.path_for(record.sha1).read_bytes() == data
+        assert b"".join(blobstore.open_range(record.sha1)) == data
     # And the identity constraint survived too.
     assert (await upload(second, b"again", name="~/f0.js")).status == 409
 
@@ -84,11 +84,11 @@ async def test_startup_sweep_removes_temp_files_and_unreferenced_blobs(
     kept = await (await upload(client, b"kept")).json()
     await client.close()
 
-    blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=False)
-    stale_temp = blobstore.new_temp()  # a crash left it: relserver's own name
+    blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=False)
+    stale_temp = blobstore.stage()  # a crash left it: relserver's own name
     stale_temp.write(b"half an upload")
     stale_temp.finish()
-    orphan = blobstore.path_for(sha1(b"orphan"))
+    orphan = blob_path(config.blob_dir, sha1(b"orphan"))
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"orphan")
 
@@ -103,9 +103,9 @@ async def test_the_sweep_removes_only_names_relserver_gives_its_own_files(
     make_client: ClientFactory, config: Config
 ) -> None:
     """DESIGN invariant 10: whatever else sits in tmp/ or blobs/ is not relserver's to delete."""
-    blobstore = BlobStore(config.blob_dir, config.tmp_dir, fsync=False)
+    blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=False)
     blobstore.prepare()
-    ours = blobstore.new_temp()
+    ours = blobstore.stage()
     ours.finish()
     digest = sha1(b"misplaced")
     strangers = [
@@ -168,13 +168,13 @@ async def test_blob_is_in_place_before_its_row_commits(
     client = await make_client(config)
     await create_release(client)
     data = bytes(range(256)) * (size // 256)
-    blob_path = client.app[blobstore_key].path_for(sha1(data))
+    stored_at = blob_path(config.blob_dir, sha1(data))
 
     # At the rename: is a row for this blob already committed (what a reader sees)?
-    real_commit = BlobStore.commit
+    real_commit = DiskBlobStore.promote
     committed_rows_at_rename: list[int] = []
 
-    def commit(self: BlobStore, temp: TempBlob, blob: StoredBlob) -> None:
+    def commit(self: DiskBlobStore, temp: TempBlob, blob: StoredBlob) -> None:
         committed_rows_at_rename.append(visible_release_files(config, blob.sha1))
         real_commit(self, temp, blob)
 
@@ -184,7 +184,7 @@ async def test_blob_is_in_place_before_its_row_commits(
 
     def note(sql: str) -> None:
         if sql.lstrip().upper().startswith("INSERT INTO RELEASE_FILES"):
-            blob_on_disk_at_insert.append(blob_path.is_file())
+            blob_on_disk_at_insert.append(stored_at.is_file())
 
     def execute(self: aiosqlite.Connection, sql: str, *args: Any) -> Any:
         note(sql)
@@ -194,7 +194,7 @@ async def test_blob_is_in_place_before_its_row_commits(
         note(sql)
         return real_executemany(self, sql, *args)
 
-    monkeypatch.setattr(BlobStore, "commit", commit)
+    monkeypatch.setattr(DiskBlobStore, "promote", commit)
     monkeypatch.setattr(aiosqlite.Connection, "execute", execute)
     monkeypatch.setattr(aiosqlite.Connection, "executemany", executemany)
     resp = await upload(client, data)
@@ -202,7 +202,7 @@ async def test_blob_is_in_place_before_its_row_commits(
     assert committed_rows_at_rename == [0]
     assert blob_on_disk_at_insert == [True]
     assert visible_release_files(config, sha1(data)) == 1
-    assert blob_path.read_bytes() == data
+    assert stored_at.read_bytes() == data
 
 
 async def test_a_failed_blob_commit_leaves_no_row_and_no_temp_file(
@@ -212,10 +212,10 @@ async def test_a_failed_blob_commit_leaves_no_row_and_no_temp_file(
     client = await make_client(config)
     await create_release(client)
 
-    def crash(self: BlobStore, *args: object) -> None:
+    def crash(self: DiskBlobStore, *args: object) -> None:
         raise OSError("disk went away")
 
-    monkeypatch.setattr(BlobStore, "commit", crash)
+    monkeypatch.setattr(DiskBlobStore, "promote", crash)
     resp = await upload(client, b"never stored")
     assert resp.status == 500
     body = await resp.json()
@@ -229,10 +229,10 @@ async def test_a_failed_blob_write_fails_only_its_own_upload_in_a_group_commit(
 ) -> None:
     client = await make_client(config)
     await create_release(client)
-    real_store_bytes = BlobStore.store_bytes
+    real_store_bytes = DiskBlobStore.put_small
     first_call = True
 
-    def store_bytes(self: BlobStore, data: bytes) -> StoredBlob:
+    def store_bytes(self: DiskBlobStore, data: bytes) -> StoredBlob:
         nonlocal first_call
         if first_call:
             # Hold the first batch open so every other upload queues for the next one.
@@ -242,7 +242,7 @@ async def test_a_failed_blob_write_fails_only_its_own_upload_in_a_group_commit(
             raise OSError(5, "Input/output error")
         return real_store_bytes(self, data)
 
-    monkeypatch.setattr(BlobStore, "store_bytes", store_bytes)
+    monkeypatch.setattr(DiskBlobStore, "put_small", store_bytes)
     first = asyncio.ensure_future(upload(client, b"first", name="~/first.js"))
     await asyncio.sleep(0.1)
     rest = [upload(client, f"{i}".encode(), name=f"~/{i}.js") for i in range(10)]

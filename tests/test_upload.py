@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp import MultipartWriter
 
-from relserver.blobstore import BlobStore, TempBlob
 from relserver.config import Config, KiB
 from relserver.keys import store_key
 from relserver.models import StoredBlob
+from relserver.storage.blobs.disk import DiskBlobStore, TempBlob
 from relserver.store import Store
 
 from .conftest import (
@@ -399,18 +399,18 @@ async def test_blob_writes_and_hashing_run_off_the_loop_thread(
 ) -> None:
     await create_release(client)
     worker_threads: set[int] = set()
-    real_write, real_store_bytes = TempBlob.write, BlobStore.store_bytes
+    real_write, real_store_bytes = TempBlob.write, DiskBlobStore.put_small
 
     def recording_write(self: TempBlob, data: bytes) -> None:
         worker_threads.add(threading.get_ident())
         real_write(self, data)
 
-    def recording_store_bytes(self: BlobStore, data: bytes) -> StoredBlob:
+    def recording_store_bytes(self: DiskBlobStore, data: bytes) -> StoredBlob:
         worker_threads.add(threading.get_ident())
         return real_store_bytes(self, data)
 
     monkeypatch.setattr(TempBlob, "write", recording_write)
-    monkeypatch.setattr(BlobStore, "store_bytes", recording_store_bytes)
+    monkeypatch.setattr(DiskBlobStore, "put_small", recording_store_bytes)
     data = bytes(range(256)) * (size // 256)
     resp = await upload(client, data)
     assert resp.status == 201
@@ -462,7 +462,7 @@ class TestInMemoryPath:
         await create_release(client)
         assert (await upload(client, b"first", name="~/a.js")).status == 201
         calls: list[bytes] = []
-        monkeypatch.setattr(BlobStore, "store_bytes", lambda self, data: calls.append(data))
+        monkeypatch.setattr(DiskBlobStore, "put_small", lambda self, data: calls.append(data))
         resp = await upload(client, b"second", name="~/a.js")
         assert resp.status == 409
         assert calls == []

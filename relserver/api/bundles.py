@@ -105,7 +105,8 @@ async def _lookup_download(
         raise PermissionDenied(None)
     found = await services.lookup_download(backend(request), org, project, target)
     return BlobResponse(
-        request.app[blobstore_key].path_for(found.sha1),
+        request.app[blobstore_key],
+        found.sha1,
         size=found.size,
         sha1=found.sha1,
         content_type="application/octet-stream",

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
@@ -19,6 +20,7 @@ from aiohttp.abc import AbstractStreamWriter
 from .. import sentry
 from ..keys import blobstore_key
 from ..models import BundleFile, ZipRange
+from ..storage.blobs import BlobStore
 
 # Bytes read per hop when sendfile is unavailable (TLS, odd transports).
 FALLBACK_CHUNK_SIZE = 256 * 1024
@@ -29,7 +31,8 @@ class BlobResponse(web.StreamResponse):
 
     def __init__(
         self,
-        path: Path,
+        blobs: BlobStore,
+        blob_sha1: str,
         *,
         size: int,
         sha1: str,
@@ -38,9 +41,12 @@ class BlobResponse(web.StreamResponse):
         zip_range: ZipRange | None = None,
     ) -> None:
         """`size`/`sha1` are the content's; with a `zip_range` the content is a member inside the
-        blob at `path` (DESIGN D9): a byte range of it, or raw deflate inflated as it streams."""
+        blob `blob_sha1` (DESIGN D9): a byte range of it, or raw deflate inflated as it streams.
+        Sent with sendfile from the blob's local path where the store has one, else read
+        through `open_range`."""
         super().__init__()
-        self._blob_path = path
+        self._blobs = blobs
+        self._blob_sha1 = blob_sha1
         self._zip_range = zip_range
         self._blob_size = size
         self._blob_etag = sha1
@@ -73,7 +79,15 @@ class BlobResponse(web.StreamResponse):
                 self.set_status(206)
                 self.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{self._blob_size}"
         self.content_length = count
-        fobj = await _open_uncancellable(self._blob_path)
+        path = self._blobs.local_path(self._blob_sha1)
+        if path is None:
+            writer = await super().prepare(request)
+            assert writer is not None
+            if count and request.method != "HEAD":
+                await self._send_pieces(writer, start, count)
+            await self.write_eof()
+            return writer
+        fobj = await _open_uncancellable(path)
         try:
             writer = await super().prepare(request)
             assert writer is not None
@@ -84,6 +98,21 @@ class BlobResponse(web.StreamResponse):
         finally:
             # Shielded: a cancelled request (client gone) must still close the file.
             await asyncio.shield(asyncio.to_thread(fobj.close))
+
+    async def _send_pieces(self, writer: AbstractStreamWriter, start: int, count: int) -> None:
+        """Without a local file: the blob's bytes through `open_range`, a piece per thread hop."""
+        zip_range = self._zip_range
+        if zip_range is not None and zip_range.compression == zipfile.ZIP_DEFLATED:
+            pieces = self._blobs.open_range(self._blob_sha1, zip_range.offset, zip_range.compressed_size)
+            await _send_inflated(writer, _PieceReader(pieces), zip_range.compressed_size, start, count)
+            return
+        offset = zip_range.offset if zip_range is not None else 0
+        pieces = self._blobs.open_range(self._blob_sha1, offset + start, count)
+        try:
+            while piece := await asyncio.to_thread(next, pieces, b""):
+                await writer.write(piece)
+        finally:
+            await asyncio.shield(asyncio.to_thread(_close_pieces, pieces))
 
     async def _unsatisfiable(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         self.set_status(416)
@@ -99,7 +128,8 @@ class BlobResponse(web.StreamResponse):
             raise ConnectionResetError("connection lost")
         zip_range = self._zip_range
         if zip_range is not None and zip_range.compression == zipfile.ZIP_DEFLATED:
-            await _send_inflated(writer, fobj, zip_range, start, count)
+            await asyncio.to_thread(fobj.seek, zip_range.offset)
+            await _send_inflated(writer, fobj, zip_range.compressed_size, start, count)
             return
         # A stored member is a plain byte range of the bundle's blob.
         start += zip_range.offset if zip_range is not None else 0
@@ -121,7 +151,8 @@ def bundle_member_response(request: web.Request, member: BundleFile) -> BlobResp
     """A bundle member's bytes, under the name of its path inside the bundle
     (project_release_file_details.py), read from wherever the catalog says they lie."""
     return BlobResponse(
-        request.app[blobstore_key].path_for(member.blob_sha1),
+        request.app[blobstore_key],
+        member.blob_sha1,
         size=member.size,
         sha1=member.sha1,
         content_type=sentry.download_content_type(member.headers),
@@ -130,15 +161,38 @@ def bundle_member_response(request: web.Request, member: BundleFile) -> BlobResp
     )
 
 
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+class _PieceReader:
+    """`read(n)` over an `open_range` iterator: at most one piece held (blocking)."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._held = b""
+
+    def read(self, size: int, /) -> bytes:
+        if not self._held:
+            self._held = next(self._pieces, b"")
+        out, self._held = self._held[:size], self._held[size:]
+        return out
+
+
+def _close_pieces(pieces: Iterator[bytes]) -> None:
+    close = getattr(pieces, "close", None)
+    if close is not None:
+        close()
+
+
 class _Inflater:
-    """Raw deflate read from a blob at a member's offset, a bounded piece per call: at most
+    """Raw deflate read from a member's data, a bounded piece per call: at most
     `FALLBACK_CHUNK_SIZE` compressed bytes in and out, so memory stays flat (invariant 3).
     Every call blocks (file read, inflate) and runs in a worker thread."""
 
-    def __init__(self, fobj: BinaryIO, zip_range: ZipRange) -> None:
-        fobj.seek(zip_range.offset)
+    def __init__(self, fobj: _Readable, compressed_size: int) -> None:
         self._fobj = fobj
-        self._left = zip_range.compressed_size
+        self._left = compressed_size
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
         self._pending = b""
 
@@ -157,10 +211,10 @@ class _Inflater:
 
 
 async def _send_inflated(
-    writer: AbstractStreamWriter, fobj: BinaryIO, zip_range: ZipRange, start: int, count: int
+    writer: AbstractStreamWriter, fobj: _Readable, compressed_size: int, start: int, count: int
 ) -> None:
     """Inflate in worker-thread hops, drop the first `start` bytes, send the next `count`."""
-    inflater = await asyncio.to_thread(_Inflater, fobj, zip_range)
+    inflater = _Inflater(fobj, compressed_size)
     skip = start
     while count > 0:
         piece = await asyncio.to_thread(inflater.read, min(FALLBACK_CHUNK_SIZE, skip or count))

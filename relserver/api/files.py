@@ -74,7 +74,8 @@ async def release_file_details(request: web.Request) -> web.StreamResponse:
     if isinstance(item, BundleFile):
         return bundle_member_response(request, item)
     return BlobResponse(
-        request.app[blobstore_key].path_for(item.sha1),
+        request.app[blobstore_key],
+        item.sha1,
         size=item.size,
         sha1=item.sha1,
         content_type=sentry.download_content_type(item.headers),

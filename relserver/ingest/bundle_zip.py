@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..blobstore import BlobStore, TempBlob
 from ..models import NewBundleFile, StoredBlob, ZipRange
+from ..storage.blobs import BlobStore, StagedBlob
 
 COPY_SIZE = 1024 * 1024
 # Members whose bytes can be served from inside the bundle (DESIGN D9): a byte range as is, or
@@ -64,7 +64,7 @@ class BundleLimits:
 class ExtractedMember:
     file: NewBundleFile
     # The member's own temp blob; None when its bytes stay in the bundle (`file.zip_range`).
-    temp: TempBlob | None
+    temp: StagedBlob | None
 
 
 @dataclass(slots=True)
@@ -84,18 +84,16 @@ def check_total_size(name: str, sizes: dict[str, int], chunks: list[str], max_fi
         raise BundleError(f"File {name} exceeds maximum size ({total} > {max_file_size})")
 
 
-def concatenate(blobstore: BlobStore, chunks: list[str], checksum: str) -> tuple[TempBlob, StoredBlob]:
+def concatenate(blobstore: BlobStore, chunks: list[str], checksum: str) -> tuple[StagedBlob, StoredBlob]:
     """Chunks in the given order (repeats allowed) into one temp file whose sha1 must match."""
-    temp = blobstore.new_temp()
+    temp = blobstore.stage()
     try:
         for sha1 in chunks:
             try:
-                source = blobstore.path_for(sha1).open("rb")
+                for piece in blobstore.open_range(sha1):
+                    temp.write(piece)
             except FileNotFoundError:
                 raise BundleError(NOT_ALL_CHUNKS) from None
-            with source:
-                while piece := source.read(COPY_SIZE):
-                    temp.write(piece)
         blob = temp.finish()
     except BaseException:
         temp.discard()
@@ -138,7 +136,7 @@ def read_bundle(
         members: list[ExtractedMember] = []
         try:
             for (member_path, url, file_type, headers), info in zip(entries, infos, strict=True):
-                temp: TempBlob | None = None
+                temp: StagedBlob | None = None
                 zip_range: ZipRange | None = None
                 if info.header_offset in indexed:
                     blob, zip_range = indexed[info.header_offset]
@@ -232,8 +230,8 @@ def _checked_infos(
 
 def _extract(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, blobstore: BlobStore, invalid: str
-) -> tuple[TempBlob, StoredBlob]:
-    temp = blobstore.new_temp()
+) -> tuple[StagedBlob, StoredBlob]:
+    temp = blobstore.stage()
     try:
         # zipfile never inflates past the declared size and checks the CRC at the end.
         with archive.open(info) as member:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
-from ..blobstore import BlobStore, TempBlob
 from ..errors import BadRequest
 from ..models import StoredBlob
+from ..storage.blobs import BlobStore, StagedBlob
 from .batching import LazySink, shielded, stream_part
 from .multipart import MALFORMED, malformed, open_multipart, part_names
 
@@ -34,7 +34,7 @@ class ChunkLimits:
 
 @dataclass(slots=True)
 class ReceivedChunk:
-    temp: TempBlob
+    temp: StagedBlob
     blob: StoredBlob
     # The part's filename: the sha1 the client claims for the decoded bytes.
     claimed: str
@@ -46,9 +46,9 @@ def chunk_error(message: str) -> BadRequest:
 
 
 class GzipSink:
-    """Decompresses into a TempBlob, never producing more than `limit` + 1 bytes."""
+    """Decompresses into a StagedBlob, never producing more than `limit` + 1 bytes."""
 
-    def __init__(self, temp: TempBlob, limit: int) -> None:
+    def __init__(self, temp: StagedBlob, limit: int) -> None:
         self.temp = temp
         self._limit = limit
         self._inflate = zlib.decompressobj(_GZIP_WBITS)
@@ -121,12 +121,12 @@ async def _receive_one(
     too_large = lambda: chunk_error("Chunk size too large")  # noqa: E731
     if gzip:
         # The compressed bytes are bounded by the request limit, the decoded ones by the chunk size.
-        gzipped = LazySink(lambda: GzipSink(blobstore.new_temp(), limits.chunk_size))
+        gzipped = LazySink(lambda: GzipSink(blobstore.stage(), limits.chunk_size))
         blob = await stream_part(
             part, gzipped, max_size=limits.max_request_size, too_large=too_large, batch_size=limits.write_batch_size
         )
         return ReceivedChunk(temp=gzipped.target.temp, blob=blob, claimed=claimed)
-    raw = LazySink(blobstore.new_temp)
+    raw = LazySink(blobstore.stage)
     blob = await stream_part(
         part, raw, max_size=limits.chunk_size, too_large=too_large, batch_size=limits.write_batch_size
     )

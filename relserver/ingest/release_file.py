@@ -14,9 +14,9 @@ from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from multidict import MultiDict
 
 from .. import sentry
-from ..blobstore import BlobStore, TempBlob
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ..models import StoredBlob
+from ..storage.blobs import BlobStore, StagedBlob
 from .batching import READ_CHUNK_SIZE, LazySink, shielded, stream_part
 from .multipart import MALFORMED, bare_content_type, malformed, open_multipart, part_names, sanitize_file_name
 
@@ -36,12 +36,12 @@ class UploadLimits:
 class SpooledContent:
     """A file part streamed into a temp file, hashed and fsync'd as it arrived."""
 
-    temp: TempBlob
+    temp: StagedBlob
     blob: StoredBlob
 
     def store(self, blobstore: BlobStore) -> StoredBlob:
         """Rename into the content address (blocking)."""
-        blobstore.commit(self.temp, self.blob)
+        blobstore.promote(self.temp, self.blob)
         return self.blob
 
     def discard(self) -> None:
@@ -62,7 +62,7 @@ class MemoryContent:
 
     def store(self, blobstore: BlobStore) -> StoredBlob:
         """Hash, and write unless a blob with this sha1 exists (blocking)."""
-        return blobstore.store_bytes(self.data)
+        return blobstore.put_small(self.data)
 
     def discard(self) -> None:
         pass
@@ -196,7 +196,7 @@ async def _receive_file(
         size += len(chunk)
         if size > limit:
             raise _file_too_large(limit)
-    sink = LazySink(blobstore.new_temp)
+    sink = LazySink(blobstore.stage)
     blob = await stream_part(
         part,
         sink,

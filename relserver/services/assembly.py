@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import sentry
-from ..blobstore import TempBlob
 from ..errors import BadRequest, is_disk_full
 from ..ingest import bundle_zip
 from ..ingest.bundle_zip import BundleError, BundleLimits
 from ..ingest.chunks import chunk_error
 from ..models import Organization, Project, Release, StoredBlob
+from ..storage.blobs import StagedBlob
 from ..store import ReleaseGone
 from .context import Backend, blob_unlinker
 from .scope import provision
@@ -140,7 +140,7 @@ class Assembler:
 
     async def _assembled_file(
         self, organization_id: int, checksum: str, chunks: list[str], name: str
-    ) -> tuple[TempBlob, StoredBlob]:
+    ) -> tuple[StagedBlob, StoredBlob]:
         store = self.backend.store
         # Only chunks this organization uploaded count (debug_files/upload.py find_missing_chunks).
         if set(chunks) - await store.owned_chunks(organization_id, chunks):
@@ -169,7 +169,7 @@ class Assembler:
             to_commit = [(temp, blob), *((m.temp, m.file.blob) for m in bundle.members if m.temp is not None)]
 
             async def commit() -> None:
-                await asyncio.to_thread(self.backend.blobstore.commit_many, to_commit)
+                await asyncio.to_thread(self.backend.blobstore.promote_many, to_commit)
 
             saved = await self.backend.store.save_artifact_bundle(
                 organization_id=organization_id,
@@ -218,7 +218,7 @@ class Assembler:
             to_commit = [(m.temp, m.file.blob) for m in bundle.members if m.temp is not None]
 
             async def commit() -> None:
-                await asyncio.to_thread(self.backend.blobstore.commit_many, to_commit)
+                await asyncio.to_thread(self.backend.blobstore.promote_many, to_commit)
 
             try:
                 await store.upsert_release_files(
@@ -239,7 +239,7 @@ def _string(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _discard_leftovers(temp: TempBlob, bundle: bundle_zip.Bundle | None) -> None:
+def _discard_leftovers(temp: StagedBlob, bundle: bundle_zip.Bundle | None) -> None:
     """Temp files not renamed into the store (after a failure, or the release bundle's zip)."""
     if not temp.consumed:
         temp.discard()

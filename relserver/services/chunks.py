@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..blobstore import TempBlob
 from ..ingest.chunks import ReceivedChunk, check_checksums
 from ..models import Organization
+from ..storage.blobs import StagedBlob
 from .context import Backend
 from .scope import provision
 
@@ -25,7 +25,7 @@ async def store_chunks(backend: Backend, org: Organization | None, org_ref: str,
         pairs = [(c.temp, c.blob) for c in chunks]
 
         async def commit() -> None:
-            await asyncio.to_thread(backend.blobstore.commit_many, pairs)
+            await asyncio.to_thread(backend.blobstore.promote_many, pairs)
 
         await backend.store.add_chunks(org.id, [c.blob for c in chunks], commit)
     finally:
@@ -34,6 +34,6 @@ async def store_chunks(backend: Backend, org: Organization | None, org_ref: str,
             await asyncio.to_thread(_discard_temps, leftovers)
 
 
-def _discard_temps(temps: list[TempBlob]) -> None:
+def _discard_temps(temps: list[StagedBlob]) -> None:
     for temp in temps:
         temp.discard()

@@ -6,8 +6,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from ..blobstore import BlobStore
 from ..config import Config
+from ..storage.blobs import BlobStore
 from ..store import Store, UnlinkBlobs
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,6 @@ class Backend:
 
 def blob_unlinker(backend: Backend) -> UnlinkBlobs:
     async def unlink(sha1s: list[str]) -> None:
-        await asyncio.to_thread(backend.blobstore.delete_many, sha1s)
+        await asyncio.to_thread(backend.blobstore.delete, sha1s)
 
     return unlink

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..blobstore import BlobStore, SweepReport
+from ..storage import blobs
+from ..storage.blobs import BlobStore, SweepReport
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -20,4 +21,4 @@ async def sweep_leftovers(store: Store, blobstore: BlobStore) -> SweepReport:
     every unreferenced blob one of a delete interrupted mid-way (DESIGN invariants 1, 10).
     """
     pruned, referenced = await store.prune_blob_rows()
-    return await asyncio.to_thread(blobstore.sweep, referenced, blob_rows=pruned)
+    return await asyncio.to_thread(blobs.sweep, blobstore, referenced, blob_rows=pruned)

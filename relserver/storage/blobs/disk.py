@@ -1,4 +1,4 @@
-"""Content-addressed bytes on disk: temp file → fsync → rename to blobs/ab/cd/<sha1>.
+"""The disk engine of the blob store: temp file → fsync → rename to blobs/ab/cd/<sha1>.
 
 Every method here blocks (it does file I/O and hashing) and is meant to run in a worker
 thread; the async callers hop with `asyncio.to_thread`. Knows nothing of HTTP or SQL.
@@ -15,11 +15,12 @@ import os
 import re
 import stat
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .models import StoredBlob
+from ...models import StoredBlob
+from . import StagedBlob
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class TempBlob:
         self.size += len(data)
 
     def finish(self) -> StoredBlob:
-        """Flush and fsync the bytes; the temp file stays until `BlobStore.commit`."""
+        """Flush and fsync the bytes; the temp file stays until `DiskBlobStore.promote`."""
         self._file.flush()
         if self._fsync:
             os.fsync(self._file.fileno())
@@ -77,16 +78,13 @@ class TempBlob:
             self.path.unlink()
 
 
-@dataclass(frozen=True, slots=True)
-class SweepReport:
-    temp_files: int
-    orphan_blobs: int
-    # Catalog rows of blobs nothing referenced any more (pruned before the files were swept).
-    blob_rows: int = 0
+# Bytes per piece when a blob is read through `open_range` (a hop's worth, invariant 4).
+READ_PIECE_SIZE = 256 * 1024
 
 
-class BlobStore:
-    """Files under `blob_dir`, named by their sha1, plus a private `tmp_dir` on the same disk."""
+class DiskBlobStore:
+    """Files under `blob_dir`, named by their sha1, plus a private `tmp_dir` on the same disk
+    (so that promoting is a rename). Implements `storage.blobs.BlobStore`."""
 
     def __init__(self, blob_dir: Path, tmp_dir: Path, *, fsync: bool) -> None:
         self.blob_dir = blob_dir
@@ -97,49 +95,55 @@ class BlobStore:
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
-    def path_for(self, sha1: str) -> Path:
+    def _path(self, sha1: str) -> Path:
         if not _SHA1_HEX.fullmatch(sha1):
             raise ValueError(f"not a sha1: {sha1!r}")
         return self.blob_dir / sha1[:2] / sha1[2:4] / sha1
 
-    def new_temp(self) -> TempBlob:
+    def local_path(self, sha1: str) -> Path | None:
+        return self._path(sha1)
+
+    def exists(self, sha1: str) -> bool:
+        return self._path(sha1).exists()
+
+    def stage(self) -> TempBlob:
         return TempBlob(self.tmp_dir, fsync=self.fsync)
 
-    def commit(self, temp: TempBlob, blob: StoredBlob) -> None:
+    def promote(self, staged: StagedBlob, blob: StoredBlob) -> None:
         """Move a finished temp file to its content address, durably; dedups by name."""
-        final = self.path_for(blob.sha1)
+        final = self._path(blob.sha1)
         if final.exists():
             # Same sha1, same bytes: the copy already there was fsync'd before its rename.
-            temp.discard()
+            staged.discard()
             return
         self._make_dirs(final.parent)
-        os.replace(temp.path, final)
-        temp.consumed = True
+        os.replace(staged.path, final)
+        staged.consumed = True
         if self.fsync:
             _fsync_dir(final.parent)
 
-    def store_bytes(self, data: bytes) -> StoredBlob:
+    def put_small(self, data: bytes) -> StoredBlob:
         """Hash a small file held in memory and store it durably under its sha1.
 
         A file already stored costs no write at all; otherwise temp file, fsync and rename,
         as for a streamed file.
         """
         blob = StoredBlob(sha1=hashlib.sha1(data).hexdigest(), size=len(data))  # noqa: S324 -- Sentry's file id
-        if self.path_for(blob.sha1).exists():
+        if self.exists(blob.sha1):
             return blob
-        temp = self.new_temp()
+        temp = self.stage()
         try:
             temp.write(data)
             temp.finish()
-            self.commit(temp, blob)
+            self.promote(temp, blob)
         except BaseException:
             temp.discard()
             raise
         return blob
 
-    def commit_many(self, items: list[tuple[TempBlob, StoredBlob]]) -> None:
+    def promote_many(self, items: list[tuple[StagedBlob, StoredBlob]]) -> None:
         for temp, blob in items:
-            self.commit(temp, blob)
+            self.promote(temp, blob)
 
     def _make_dirs(self, directory: Path) -> None:
         missing = []
@@ -151,48 +155,39 @@ class BlobStore:
             if self.fsync:
                 _fsync_dir(d.parent)
 
-    def delete(self, sha1: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path_for(sha1).unlink()
-
-    def delete_many(self, sha1s: list[str]) -> None:
+    def delete(self, sha1s: list[str]) -> None:
         for sha1 in sha1s:
-            self.delete(sha1)
+            with contextlib.suppress(FileNotFoundError):
+                self._path(sha1).unlink()
 
-    def stored_sha1s(self) -> set[str]:
+    def open_range(self, sha1: str, start: int = 0, count: int | None = None) -> Iterator[bytes]:
+        """The blob's bytes in pieces of at most READ_PIECE_SIZE; FileNotFoundError if absent."""
+        with self._path(sha1).open("rb") as source:
+            source.seek(start)
+            left = count
+            while left is None or left > 0:
+                piece = source.read(READ_PIECE_SIZE if left is None else min(READ_PIECE_SIZE, left))
+                if not piece:
+                    return
+                if left is not None:
+                    left -= len(piece)
+                yield piece
+
+    def iter_sha1s(self) -> Iterator[str]:
         """Every blob on disk (a full directory walk; start-up and vacuum only).
 
         Only regular files named by a sha1 at that sha1's own `ab/cd/` place count: anything
         else under `blobs/` is not relserver's and is never touched.
         """
-        found = set()
         for path in self.blob_dir.glob("*/*/*"):
-            if _SHA1_HEX.fullmatch(path.name) and path == self.path_for(path.name) and _is_regular_file(path):
-                found.add(path.name)
-        return found
+            if _SHA1_HEX.fullmatch(path.name) and path == self._path(path.name) and _is_regular_file(path):
+                yield path.name
 
-    def stale_temp_files(self) -> list[Path]:
+    def stale_staged(self) -> list[Path]:
         """relserver's own temp files in `tmp_dir` (by name); nothing else found there."""
         if not self.tmp_dir.is_dir():
             return []
         return [p for p in self.tmp_dir.iterdir() if _TEMP_NAME.fullmatch(p.name) and _is_regular_file(p)]
-
-    def sweep(self, referenced: set[str], *, blob_rows: int = 0) -> SweepReport:
-        """Remove relserver's temp files and every blob no row references (DESIGN invariants 1, 10).
-
-        Only while holding the data dir's lock (start-up, vacuum): a temp file may be an
-        upload in flight of whoever holds it.
-        """
-        temp_files = 0
-        for path in self.stale_temp_files():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                temp_files += 1
-        orphans = 0
-        for sha1 in self.stored_sha1s() - referenced:
-            self.delete(sha1)
-            orphans += 1
-        return SweepReport(temp_files=temp_files, orphan_blobs=orphans, blob_rows=blob_rows)
 
 
 def _is_regular_file(path: Path) -> bool:

@@ -1,0 +1,192 @@
+"""The blob store port's contract, run against every engine (DESIGN D8).
+
+Engines: `disk`, and `disk` without a local path, which takes the `open_range` road that an
+object store will (its downloads then go through `BlobResponse`'s streaming path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from relserver.api.download import BlobResponse
+from relserver.models import StoredBlob, ZipRange
+from relserver.storage import blobs as blob_port
+from relserver.storage.blobs import BlobStore
+from relserver.storage.blobs.disk import DiskBlobStore
+
+
+class PathlessDiskBlobStore(DiskBlobStore):
+    """The disk engine, but without the zero-copy shortcut: every read is `open_range`."""
+
+    def local_path(self, sha1: str) -> Path | None:
+        return None
+
+
+ENGINES: dict[str, Callable[[Path], BlobStore]] = {
+    "disk": lambda root: DiskBlobStore(root / "blobs", root / "tmp", fsync=True),
+    "disk-no-local-path": lambda root: PathlessDiskBlobStore(root / "blobs", root / "tmp", fsync=False),
+}
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    store = ENGINES[request.param](tmp_path)
+    store.prepare()
+    return store
+
+
+def sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def stored(blobs: BlobStore, data: bytes) -> StoredBlob:
+    staged = blobs.stage()
+    for i in range(0, len(data), 1000):
+        staged.write(data[i : i + 1000])
+    blob = staged.finish()
+    blobs.promote(staged, blob)
+    return blob
+
+
+DATA = bytes(range(256)) * 2000  # 512 000 bytes: more than one read piece
+
+
+def test_a_promoted_blob_is_its_sha1_and_reads_back_exactly(blobs: BlobStore) -> None:
+    blob = stored(blobs, DATA)
+    assert blob == StoredBlob(sha1=sha1(DATA), size=len(DATA))
+    assert blobs.exists(blob.sha1)
+    assert b"".join(blobs.open_range(blob.sha1)) == DATA
+
+
+def test_promoting_bytes_already_stored_keeps_one_copy_and_drops_the_staged_one(blobs: BlobStore) -> None:
+    first = stored(blobs, DATA)
+    staged = blobs.stage()
+    staged.write(DATA)
+    blobs.promote(staged, staged.finish())
+    assert staged.consumed and not staged.path.exists()
+    assert list(blobs.iter_sha1s()) == [first.sha1]
+    assert blobs.stale_staged() == []
+
+
+def test_put_small_stores_once_and_answers_its_identity(blobs: BlobStore) -> None:
+    assert blobs.put_small(b"small") == StoredBlob(sha1=sha1(b"small"), size=5)
+    assert blobs.put_small(b"small") == StoredBlob(sha1=sha1(b"small"), size=5)
+    assert list(blobs.iter_sha1s()) == [sha1(b"small")]
+    assert b"".join(blobs.open_range(sha1(b"small"))) == b"small"
+
+
+@pytest.mark.parametrize(
+    ("start", "count"), [(0, None), (0, 0), (1, 10), (262_143, 3), (500_000, None), (511_999, 5), (600_000, 10)]
+)
+def test_open_range_reads_exactly_the_window_asked_for(blobs: BlobStore, start: int, count: int | None) -> None:
+    blob = stored(blobs, DATA)
+    pieces = list(blobs.open_range(blob.sha1, start, count))
+    assert b"".join(pieces) == DATA[start : None if count is None else start + count]
+    assert all(len(p) <= 256 * 1024 for p in pieces)
+
+
+def test_a_deleted_blob_is_gone_and_deleting_it_again_is_fine(blobs: BlobStore) -> None:
+    blob = stored(blobs, DATA)
+    blobs.delete([blob.sha1, sha1(b"never stored")])
+    blobs.delete([blob.sha1])
+    assert not blobs.exists(blob.sha1)
+    assert list(blobs.iter_sha1s()) == []
+    with pytest.raises(FileNotFoundError):
+        b"".join(blobs.open_range(blob.sha1))
+
+
+def test_a_discarded_staged_blob_leaves_nothing_and_a_left_one_is_found_stale(blobs: BlobStore) -> None:
+    discarded = blobs.stage()
+    discarded.write(b"x")
+    discarded.discard()
+    discarded.discard()
+    assert blobs.stale_staged() == []
+    left = blobs.stage()
+    left.write(b"a crash left me")
+    left.finish()  # closed but never promoted, as after a crash
+    assert blobs.stale_staged() == [left.path]
+
+
+def test_the_sweep_removes_stale_staged_files_and_unreferenced_blobs_only(blobs: BlobStore) -> None:
+    kept, dropped = stored(blobs, b"kept"), stored(blobs, b"dropped")
+    stale = blobs.stage()
+    stale.write(b"stale")
+    stale.finish()
+    report = blob_port.sweep(blobs, {kept.sha1}, blob_rows=3)
+    assert (report.temp_files, report.orphan_blobs, report.blob_rows) == (1, 1, 3)
+    assert set(blobs.iter_sha1s()) == {kept.sha1}
+    assert not blobs.exists(dropped.sha1)
+
+
+def test_local_path_is_the_blobs_bytes_or_none(blobs: BlobStore) -> None:
+    blob = stored(blobs, DATA)
+    path = blobs.local_path(blob.sha1)
+    if isinstance(blobs, PathlessDiskBlobStore):
+        assert path is None
+    else:
+        assert path is not None and path.read_bytes() == DATA
+
+
+# --- downloads through BlobResponse, with and without a local path ----------------------------
+
+MEMBER = b"".join(b"line %d of a member\n" % i for i in range(30_000))
+
+
+def _bundle_with_member(blobs: BlobStore, compression: int) -> tuple[StoredBlob, ZipRange]:
+    """A zip of one member, stored as a blob; where the member's data lies in it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        archive.writestr("m.js", MEMBER)
+    data = buffer.getvalue()
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo("m.js")
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    offset = info.header_offset + 30 + name_length + extra_length
+    zip_range = ZipRange(offset=offset, compressed_size=info.compress_size, compression=compression, crc=info.CRC)
+    return stored(blobs, data), zip_range
+
+
+@pytest.mark.parametrize("what", ["blob", "stored member", "deflated member"])
+@pytest.mark.parametrize("range_header", [None, "bytes=0-0", "bytes=1000-260999", "bytes=-7"])
+async def test_a_download_is_the_same_bytes_with_or_without_a_local_path(
+    blobs: BlobStore, what: str, range_header: str | None
+) -> None:
+    if what == "blob":
+        blob, zip_range, content = stored(blobs, MEMBER), None, MEMBER
+    else:
+        compression = zipfile.ZIP_STORED if what == "stored member" else zipfile.ZIP_DEFLATED
+        blob, zip_range = _bundle_with_member(blobs, compression)
+        content = MEMBER
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return BlobResponse(
+            blobs,
+            blob.sha1,
+            size=len(content),
+            sha1=sha1(content),
+            content_type="text/plain",
+            disposition='attachment; filename="m.js"',
+            zip_range=zip_range,
+        )
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    async with TestClient(TestServer(app)) as client:
+        headers = {"Range": range_header} if range_header else {}
+        resp = await client.get("/", headers=headers)
+        body = await resp.read()
+    if range_header is None:
+        assert (resp.status, body == content) == (200, True)
+        return
+    spec = range_header.removeprefix("bytes=")
+    first, _, last = spec.partition("-")
+    expected = content[-int(last) :] if not first else content[int(first) : int(last) + 1]
+    assert (resp.status, body == expected) == (206, True)
