@@ -16,7 +16,7 @@ from .config import (
 )
 from .datadir import DataDirError, DataDirInUse, DataDirLock
 from .storage.blobs.disk import DiskBlobStore
-from .store import Store
+from .storage.sqlite import Store
 
 
 def run_admin_command(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from .services import Backend, bootstrap_tokens, sweep_leftovers
 from .services.assembly import Assembler
 from .storage.blobs import SweepReport
 from .storage.blobs.disk import DiskBlobStore
-from .store import Store
+from .storage.sqlite import Store
 
 log = logging.getLogger(__name__)
 

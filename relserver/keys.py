@@ -8,7 +8,7 @@ from .config import Config
 from .models import Token
 from .services.assembly import Assembler
 from .storage.blobs import BlobStore
-from .store import Store
+from .storage.sqlite import Store
 
 config_key = web.AppKey("config", Config)
 store_key = web.AppKey("store", Store)

@@ -19,7 +19,7 @@ from relserver import auth
 from relserver.app import SERVER_OPTIONS, create_app
 from relserver.config import Config, KiB
 from relserver.keys import store_key
-from relserver.store import Store
+from relserver.storage.sqlite import Store
 
 # pytester drives the relserver pytest plugin the way a user's suite meets it.
 pytest_plugins = ["pytester"]

@@ -14,7 +14,7 @@ from relserver import sentry
 from relserver.config import Config, MiB
 from relserver.ingest import bundle_zip
 from relserver.keys import assembler_key
-from relserver.store import MIGRATIONS, _split_statements
+from relserver.storage.sqlite import MIGRATIONS, _split_statements
 
 from .bundle_helpers import make_bundle, upload_bundle, upload_chunks, zip_path
 from .conftest import Client, ClientFactory, bearer, blob_files, create_release, sha1

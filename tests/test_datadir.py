@@ -18,7 +18,7 @@ from relserver import cli, services
 from relserver.config import MiB
 from relserver.datadir import DataDirInUse, DataDirLock, describe_error
 from relserver.storage.blobs.disk import DiskBlobStore
-from relserver.store import utcnow
+from relserver.storage.sqlite import utcnow
 
 from .conftest import blob_path, missing_system_part, sha1
 from .server_process import run_relserver, running_server

@@ -23,7 +23,7 @@ import pytest
 
 from relserver.api.chunks import LEGACY_MODE_VS_CLI_3
 from relserver.sentry import release_file_ident
-from relserver.store import Store
+from relserver.storage.sqlite import Store
 
 from .server_process import ServerProcess, running_server
 

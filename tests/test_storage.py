@@ -19,7 +19,7 @@ from relserver.keys import blobstore_key, store_key
 from relserver.models import StoredBlob
 from relserver.sentry import release_file_ident
 from relserver.storage.blobs.disk import DiskBlobStore, TempBlob
-from relserver.store import MIGRATIONS, ReleaseGone, Store, release_files_page_sql, utcnow
+from relserver.storage.sqlite import MIGRATIONS, ReleaseGone, Store, release_files_page_sql, utcnow
 
 from .conftest import ADMIN_TOKEN, ClientFactory, blob_files, blob_path, create_release, sha1, temp_files, upload
 

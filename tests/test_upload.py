@@ -15,7 +15,7 @@ from relserver.config import Config, KiB
 from relserver.keys import store_key
 from relserver.models import StoredBlob
 from relserver.storage.blobs.disk import DiskBlobStore, TempBlob
-from relserver.store import Store
+from relserver.storage.sqlite import Store
 
 from .conftest import (
     ADMIN_TOKEN,

@@ -21,7 +21,7 @@ from ..ingest.bundle_zip import BundleError, BundleLimits
 from ..ingest.chunks import chunk_error
 from ..models import Organization, Project, Release, StoredBlob
 from ..storage.blobs import StagedBlob
-from ..store import ReleaseGone
+from ..storage.sqlite import ReleaseGone
 from .context import Backend, blob_unlinker
 from .scope import provision
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..storage.blobs import BlobStore
-from ..store import Store, UnlinkBlobs
+from ..storage.sqlite import Store, UnlinkBlobs
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import logging
 
 from ..storage import blobs
 from ..storage.blobs import BlobStore, SweepReport
-from ..store import Store
+from ..storage.sqlite import Store
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from .. import sentry
 from ..errors import BadRequest, Conflict, NotFound
 from ..ingest.release_file import UploadForm
 from ..models import BundleFile, Organization, Project, Release, ReleaseFile, StoredBlob
-from ..store import DuplicateReleaseFile, ReleaseGone
+from ..storage.sqlite import DuplicateReleaseFile, ReleaseGone
 from .context import Backend, blob_unlinker
 
 log = logging.getLogger(__name__)

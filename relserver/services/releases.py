@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from .. import sentry
 from ..errors import NotFound
 from ..models import Deploy, Organization, Project, Release, ReleaseView
-from ..store import ReleaseGone
+from ..storage.sqlite import ReleaseGone
 from .context import Backend, blob_unlinker
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import auth
 from ..config import Config
 from ..models import Token
-from ..store import Store
+from ..storage.sqlite import Store
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""SQLite persistence: schema, migrations, and every query relserver runs.
+"""The catalog's SQLite engine: schema, migrations, and every query relserver runs.
 
 One writer: every write goes through `_write()`, which holds an asyncio lock and a
 `BEGIN IMMEDIATE` transaction on the writer connection (DESIGN invariant 5); a transaction
@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosqlite
 
-from .models import (
+from ..models import (
     ArtifactBundle,
     AssembleTask,
     BundleFile,
