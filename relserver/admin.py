@@ -1,4 +1,4 @@
-"""The data-dir commands: `token create|list|revoke`, `project create`, `vacuum`.
+"""The data-dir commands: `token create|list|revoke`, `project create`, `vacuum`, `check`.
 
 Token and project commands are one short SQLite transaction each and are safe beside a running
 server; `vacuum` sweeps stale temp files, so it takes the data dir's lock and refuses while a
@@ -25,6 +25,9 @@ def run_admin_command(args: argparse.Namespace) -> int:
     if args.command == "vacuum":
         _require_database(config)
         return asyncio.run(_vacuum(config))
+    if args.command == "check":
+        _require_database(config)
+        return asyncio.run(_check(config))
     if args.command == "token" and args.action in ("list", "revoke"):
         _require_database(config)
     else:
@@ -125,3 +128,20 @@ async def _project_create(store: Store, args: argparse.Namespace) -> int:
     (project,) = await store.ensure_projects(org.id, [args.project])
     print(f"{org.slug}/{project.slug}")
     return 0
+
+
+async def _check(config: Config) -> int:
+    """`relserver check`: what the data dir holds, and every problem on a line of its own."""
+    blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+    async with Store(config.db_path) as store:
+        report = await services.check_data_dir(store, blobstore)
+    catalog = report.catalog
+    print(
+        f"schema {catalog.schema_version}, {catalog.release_files} release files, "
+        f"{catalog.bundle_members} bundle members, {len(catalog.blob_rows)} blobs "
+        f"({report.unreferenced_bytes} unreferenced on disk, removed by the next sweep)"
+    )
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    print("ok" if not report.problems else f"{len(report.problems)} problem(s)")
+    return 1 if report.problems else 0

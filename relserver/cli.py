@@ -127,7 +127,7 @@ def _add_data_dir(parser: argparse.ArgumentParser, default: Any = argparse.SUPPR
     parser.add_argument("--data-dir", type=parse_data_dir, default=default, metavar="DIR", help=DATA_DIR_HELP)
 
 
-COMMANDS = ("serve", "token", "project", "vacuum")
+COMMANDS = ("serve", "token", "project", "vacuum", "check")
 
 
 _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
@@ -168,6 +168,14 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, _EnvDef
         "lock, so it refuses while a server holds it (a temp file may be an upload in flight).",
     )
     _add_data_dir(vacuum)
+    check = commands.add_parser(
+        "check",
+        help="check the data dir: database integrity, every row's blob present (read-only)",
+        description="Check a data dir without changing it: SQLite's integrity check, that every "
+        "row referencing a blob has a blob row, and that every blob row's bytes are there. Exits 1 "
+        "on any problem. Safe beside a running server.",
+    )
+    _add_data_dir(check)
     return parser, serve_env
 
 

@@ -177,3 +177,17 @@ class LookupHit:
     def target(self) -> str:
         """What `?download=` names to fetch it."""
         return f"{self.kind}/{self.pk}"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogCheck:
+    """What `relserver check` reads from the catalog: its own consistency, and its blob rows."""
+
+    schema_version: int
+    # SQLite's `PRAGMA integrity_check`: "ok", or what is wrong.
+    integrity: str
+    release_files: int
+    bundle_members: int
+    blob_rows: frozenset[str]
+    # sha1s that a file, member, bundle or chunk row references but no blob row holds.
+    dangling: tuple[str, ...]

@@ -276,7 +276,7 @@ async def assert_nothing_stored(client: Client, config: Config, bundle: bytes, c
     assert sha1(bundle) not in chunks, "the bundle must span several chunks for its blob to show"
     assert temp_files(config) == []
     assert {p.name for p in blob_files(config)} == chunks
-    assert await client.app[store_key].blob_sha1s() == chunks
+    assert (await client.app[store_key].check()).blob_rows == chunks
     tables = ("artifact_bundles", "artifact_bundle_files", "release_files")
     with contextlib.closing(sqlite3.connect(f"{config.db_path.as_uri()}?mode=ro", uri=True)) as conn:
         rows = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}  # noqa: S608
@@ -361,7 +361,7 @@ async def test_a_bundles_zip_is_a_referenced_blob_and_survives_the_sweep(
     first = await make_client(config)
     bundle = basic_bundle(release="1.0")
     assert (await upload_bundle(first, bundle))["state"] == "ok"
-    assert sha1(bundle) in await first.app[store_key].blob_sha1s()
+    assert sha1(bundle) in (await first.app[store_key].check()).blob_rows
     await first.close()
     second = await make_client(config)
     (hit,) = await (await second.get("/api/0/projects/acme/web/artifact-lookup/?release=1.0", headers=bearer())).json()

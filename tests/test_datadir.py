@@ -198,6 +198,42 @@ def test_vacuum_runs_the_start_up_sweep_and_says_what_it_removed(tmp_path: Path)
     assert again.stdout.startswith("removed 0 stale temp file(s), 0 unreferenced blob file(s) and 0 ")
 
 
+def test_check_says_ok_for_a_healthy_data_dir_and_names_every_broken_reference(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with running_server(data_dir, token=TOKEN) as server:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+
+        async def upload() -> None:
+            async with aiohttp.ClientSession(server.url, headers=headers) as session:
+                body = {"version": "1.0", "projects": ["web"]}
+                assert (await session.post("/api/0/organizations/acme/releases/", json=body)).status == 201
+                form = aiohttp.FormData()
+                form.add_field("file", b"kept bytes", filename="a.js")
+                form.add_field("name", "~/a.js")
+                assert (await session.post("/api/0/projects/acme/web/releases/1.0/files/", data=form)).status == 201
+
+        asyncio.run(upload())
+        # Read-only, so it runs beside the server.
+        healthy = run_relserver("check", "--data-dir", str(data_dir))
+    assert (healthy.returncode, healthy.stderr) == (0, "")
+    assert healthy.stdout.splitlines() == [
+        "schema 4, 1 release files, 0 bundle members, 1 blobs (0 unreferenced on disk, removed by the next sweep)",
+        "ok",
+    ]
+    # The bytes of a file lost (a disk restored from an old backup), and a row whose blob row went.
+    blob_path(data_dir / "blobs", sha1(b"kept bytes")).unlink()
+    with contextlib.closing(sqlite3.connect(data_dir / "relserver.sqlite3")) as conn, conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("UPDATE release_files SET blob_sha1 = ?", (sha1(b"gone"),))
+    broken = run_relserver("check", "--data-dir", str(data_dir))
+    assert broken.returncode == 1
+    assert broken.stdout.splitlines()[1:] == [
+        f"problem: a row references blob {sha1(b'gone')}, which has no blob row",
+        f"problem: blob {sha1(b'kept bytes')} has a row but no bytes",
+        "2 problem(s)",
+    ]
+
+
 def test_vacuum_holds_the_lock_while_it_sweeps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

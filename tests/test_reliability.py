@@ -92,7 +92,7 @@ async def test_a_full_disk_answers_507_stores_nothing_and_recovers(
     assert "disk is full" in body["detail"]
     assert temp_files(disk_config) == []
     store = client.app[store_key]
-    assert await store.count_release_files() == 1
+    assert (await store.check()).release_files == 1
 
     # A small file is kept in memory and meets the full disk only in the group commit.
     _fill(small_disk / "filler-rest")
@@ -101,14 +101,14 @@ async def test_a_full_disk_answers_507_stores_nothing_and_recovers(
     assert resp.status == 507
     assert temp_files(disk_config) == []
     assert sha1(small) not in {p.name for p in blob_files(disk_config)}
-    assert await store.count_release_files() == 1
+    assert (await store.check()).release_files == 1
 
     filler.unlink()
     (small_disk / "filler-rest").unlink()
     assert (await upload(client, os.urandom(512 * KiB), name="~/big.js")).status == 201
     assert (await upload(client, small, name="~/small.js")).status == 201
-    assert await store.count_release_files() == 3
-    assert await store.integrity_check() == "ok"
+    assert (await store.check()).release_files == 3
+    assert (await store.check()).integrity == "ok"
 
 
 # --- SIGTERM during an upload ----------------------------------------------------------------

@@ -61,8 +61,8 @@ async def test_migrations_are_idempotent_and_end_at_the_latest_version(config: C
     config.data_dir.mkdir(parents=True)
     for _ in range(3):
         async with Store(config.db_path) as store:
-            assert await store.schema_version() == len(MIGRATIONS)
-            assert await store.integrity_check() == "ok"
+            assert (await store.check()).schema_version == len(MIGRATIONS)
+            assert (await store.check()).integrity == "ok"
 
 
 async def test_a_database_from_a_newer_relserver_is_refused(config: Config) -> None:
@@ -147,8 +147,8 @@ async def test_a_row_never_points_at_a_missing_blob(make_client: ClientFactory, 
     await upload(client, b"conflict", name="~/0.js")
     store = client.app[store_key]
     on_disk = {p.name for p in blob_files(config)}
-    assert await store.blob_sha1s() == on_disk == {sha1(b"0"), sha1(b"1"), sha1(b"2")}
-    assert await store.dangling_file_blobs() == []
+    assert (await store.check()).blob_rows == on_disk == {sha1(b"0"), sha1(b"1"), sha1(b"2")}
+    assert (await store.check()).dangling == ()
 
 
 def visible_release_files(config: Config, blob_sha1: str) -> int:
@@ -220,7 +220,7 @@ async def test_a_failed_blob_commit_leaves_no_row_and_no_temp_file(
     assert resp.status == 500
     body = await resp.json()
     assert body["detail"] == "Internal Error" and body["errorId"]
-    assert await client.app[store_key].count_release_files() == 0
+    assert (await client.app[store_key].check()).release_files == 0
     assert temp_files(config) == []
 
 
@@ -250,7 +250,7 @@ async def test_a_failed_blob_write_fails_only_its_own_upload_in_a_group_commit(
     responses = await asyncio.gather(first, *rest, bad)
     assert [r.status for r in responses] == [201] * 11 + [500]
     store = client.app[store_key]
-    assert await store.count_release_files() == 11
+    assert (await store.check()).release_files == 11
     assert sha1(b"bad") not in {p.name for p in blob_files(config)}
     assert temp_files(config) == []
 
@@ -340,7 +340,7 @@ async def test_one_writer_serializes_concurrent_writes(make_client: ClientFactor
     responses, created = await asyncio.gather(asyncio.gather(*uploads), asyncio.gather(*releases))
     assert [r.status for r in responses] == [201] * 40
     assert len({r["version"] for r in created}) == 20
-    assert await client.app[store_key].count_release_files() == 40
+    assert (await client.app[store_key].check()).release_files == 40
 
 
 def test_ident_matches_sentrys_examples() -> None:

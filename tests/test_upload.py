@@ -384,7 +384,7 @@ class TestLimitsAndHostileBodies:
                 break
             await asyncio.sleep(0.01)
         assert temp_files(config) == []
-        assert await store.count_release_files() == 0
+        assert (await store.check()).release_files == 0
         # The server keeps serving.
         assert (await upload(client)).status == 201
 
@@ -482,7 +482,7 @@ class TestInMemoryPath:
         resp = await upload(client, b"never stored")
         assert resp.status == 500
         monkeypatch.undo()
-        assert await store.count_release_files() == 0
+        assert (await store.check()).release_files == 0
         assert blob_files(config) == []
         assert temp_files(config) == []
         # The same name can be uploaded once the disk behaves.

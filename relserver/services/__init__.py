@@ -30,6 +30,8 @@ from .lookup import (
     lookup_download,
 )
 from .maintenance import (
+    DataDirCheck,
+    check_data_dir,
     sweep_leftovers,
 )
 from .release_files import (
@@ -77,6 +79,7 @@ __all__ = [
     "MAX_BUNDLES_QUERY",
     "MAX_RELEASEFILES_QUERY",
     "Backend",
+    "DataDirCheck",
     "LookupDownload",
     "ReleaseFields",
     "add_deploy",
@@ -85,6 +88,7 @@ __all__ = [
     "bootstrap_tokens",
     "bound_bundle",
     "bundle_member",
+    "check_data_dir",
     "create_release",
     "delete_all_release_files",
     "delete_artifact_bundle",

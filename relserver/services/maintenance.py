@@ -1,11 +1,13 @@
 """The sweep of leftovers (start-up and `relserver vacuum`): unreferenced blob rows and files,
-stale temp files."""
+stale temp files; and the read-only check of a data dir (`relserver check`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
+from ..models import CatalogCheck
 from ..storage import blobs
 from ..storage.blobs import BlobStore, SweepReport
 from ..storage.sqlite import Store
@@ -22,3 +24,35 @@ async def sweep_leftovers(store: Store, blobstore: BlobStore) -> SweepReport:
     """
     pruned, referenced = await store.prune_blob_rows()
     return await asyncio.to_thread(blobs.sweep, blobstore, referenced, blob_rows=pruned)
+
+
+@dataclass(frozen=True, slots=True)
+class DataDirCheck:
+    """A data dir's consistency (DESIGN invariant 1: a row never points at a missing blob)."""
+
+    catalog: CatalogCheck
+    # Blob rows whose bytes the blob store does not hold.
+    missing_bytes: tuple[str, ...]
+    # Bytes no blob row names: harmless leftovers the next sweep removes.
+    unreferenced_bytes: int
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        if self.catalog.integrity != "ok":
+            found.append(f"the database is damaged: {self.catalog.integrity}")
+        found += [f"a row references blob {sha1}, which has no blob row" for sha1 in self.catalog.dangling]
+        found += [f"blob {sha1} has a row but no bytes" for sha1 in self.missing_bytes]
+        return found
+
+
+async def check_data_dir(store: Store, blobstore: BlobStore) -> DataDirCheck:
+    """Read-only, so safe beside a running server: a blob row is written only after its bytes
+    are in place, so a row without bytes is a real fault, never an upload in flight."""
+    catalog = await store.check()
+    stored = set(await asyncio.to_thread(lambda: set(blobstore.iter_sha1s())))
+    return DataDirCheck(
+        catalog=catalog,
+        missing_bytes=tuple(sorted(catalog.blob_rows - stored)),
+        unreferenced_bytes=len(stored - catalog.blob_rows),
+    )

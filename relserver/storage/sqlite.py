@@ -26,6 +26,7 @@ from ..models import (
     ArtifactBundle,
     AssembleTask,
     BundleFile,
+    CatalogCheck,
     Deploy,
     NewBundleFile,
     Organization,
@@ -260,6 +261,14 @@ _BLOB_UNREFERENCED = """
     AND NOT EXISTS (SELECT 1 FROM artifact_bundles WHERE checksum = blobs.sha1)
 """
 
+# Every sha1 a row says holds bytes; the same four references as _BLOB_UNREFERENCED.
+_REFERENCED_BLOBS = """
+    SELECT blob_sha1 FROM release_files
+    UNION SELECT blob_sha1 FROM artifact_bundle_files
+    UNION SELECT sha1 FROM chunk_owners
+    UNION SELECT checksum FROM artifact_bundles
+"""
+
 _RELEASE_COLUMNS = "id, organization_id, version, status, ref, url, user_agent, date_created, date_released"
 _PROJECT_COLUMNS = "id, organization_id, slug, name, platform, date_created"
 _FILE_SELECT = """
@@ -463,13 +472,22 @@ class Store:
                     raise
                 await conn.execute("COMMIT")
 
-    async def schema_version(self) -> int:
-        row = await self._fetchone("PRAGMA user_version")
-        return int(row[0]) if row else 0
-
-    async def integrity_check(self) -> str:
-        row = await self._fetchone("PRAGMA integrity_check")
-        return str(row[0]) if row else ""
+    async def check(self) -> CatalogCheck:
+        """The catalog's own consistency, read-only: what `relserver check` reports."""
+        version = await self._fetchone("PRAGMA user_version")
+        integrity = await self._fetchone("PRAGMA integrity_check")
+        files = await self._fetchone("SELECT count(*) FROM release_files")
+        members = await self._fetchone("SELECT count(*) FROM artifact_bundle_files")
+        blob_rows = frozenset(row[0] for row in await self._fetchall("SELECT sha1 FROM blobs"))
+        referenced = {row[0] for row in await self._fetchall(_REFERENCED_BLOBS)}
+        return CatalogCheck(
+            schema_version=int(version[0]) if version else 0,
+            integrity=str(integrity[0]) if integrity else "",
+            release_files=int(files[0]),
+            bundle_members=int(members[0]),
+            blob_rows=blob_rows,
+            dangling=tuple(sorted(referenced - blob_rows)),
+        )
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -940,10 +958,6 @@ class Store:
     async def find_release_file(self, release_id: int, ident: str) -> ReleaseFile | None:
         row = await self._fetchone(f"{_FILE_SELECT} WHERE f.release_id = ? AND f.ident = ?", (release_id, ident))
         return _release_file(row) if row else None
-
-    async def count_release_files(self) -> int:
-        row = await self._fetchone("SELECT count(*) FROM release_files")
-        return int(row[0])
 
     async def list_release_files(
         self,
@@ -1567,16 +1581,6 @@ class Store:
             cursor = await w.execute(f"DELETE FROM blobs WHERE {_BLOB_UNREFERENCED}")  # noqa: S608 -- fixed SQL
             pruned = cursor.rowcount
             return pruned, {row[0] for row in await _all(w, "SELECT sha1 FROM blobs")}
-
-    async def blob_sha1s(self) -> set[str]:
-        return {row[0] for row in await self._fetchall("SELECT sha1 FROM blobs")}
-
-    async def dangling_file_blobs(self) -> list[str]:
-        """sha1s that rows reference but the blobs table lacks (should always be empty)."""
-        rows = await self._fetchall(
-            "SELECT DISTINCT blob_sha1 FROM release_files WHERE blob_sha1 NOT IN (SELECT sha1 FROM blobs)"
-        )
-        return [r[0] for r in rows]
 
     # --- tokens -----------------------------------------------------------------------------
 
