@@ -38,7 +38,21 @@ class Release:
 
 
 @dataclass(frozen=True, slots=True)
+class ZipRange:
+    """Where a bundle member's bytes lie inside the bundle's own blob (DESIGN D9): the offset of
+    its data, its size there, the zip compression method (stored or deflated) and its CRC-32."""
+
+    offset: int
+    compressed_size: int
+    compression: int
+    crc: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseFile:
+    """A release file. Its content is `sha1`/`size`; its bytes are the blob `blob_sha1`: its
+    own, or, for a file a release bundle brought, that bundle's zip at `zip_range` (D9)."""
+
     id: int
     release_id: int
     name: str
@@ -47,6 +61,8 @@ class ReleaseFile:
     size: int
     sha1: str
     date_created: datetime
+    blob_sha1: str
+    zip_range: ZipRange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +110,6 @@ class ArtifactBundle:
     file_count: int
     date_created: datetime
     date_modified: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ZipRange:
-    """Where a bundle member's bytes lie inside the bundle's own blob (DESIGN D9): the offset of
-    its data, its size there, the zip compression method (stored or deflated) and its CRC-32."""
-
-    offset: int
-    compressed_size: int
-    compression: int
-    crc: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,3 +253,73 @@ async def test_a_damaged_member_of_a_release_bundle_fails_its_assembly_in_sentry
         "error",
         f"failed to extract bundle: {zip_path('~/a.js')} cannot be read",
     )
+
+
+# --- release bundles (sentry-cli 2.x `release_files`) are stored whole too --------------------
+
+
+async def assemble_release_bundle(client: Client, files: dict[str, bytes], compression: int) -> dict[str, Any]:
+    bundle = make_bundle(files, release="1.0", compression=compression)
+    # Three chunks: none of them the zip itself, which chunk ownership would keep alive.
+    size = len(bundle) // 3 + 1
+    chunks = [bundle[i : i + size] for i in range(0, len(bundle), size)]
+    await upload_chunks(client, chunks)
+    body = {"checksum": sha1(bundle), "chunks": [sha1(c) for c in chunks]}
+    url = "/api/0/organizations/acme/releases/1.0/assemble/"
+    await client.post(url, json=body, headers=bearer())
+    await client.app[assembler_key].wait_idle()
+    result: dict[str, Any] = await (await client.post(url, json=body, headers=bearer())).json()
+    assert result["state"] == "ok", result
+    return {"bundle": bundle, **result}
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED])
+async def test_a_release_bundle_is_one_blob_and_its_files_download_from_inside_it(
+    client: Client, config: Config, compression: int
+) -> None:
+    await create_release(client, "1.0")
+    stored = await assemble_release_bundle(client, {"~/big.js": BIG, "~/small.js": SMALL}, compression)
+    on_disk = {p.name for p in blob_files(config)}
+    assert sha1(stored["bundle"]) in on_disk and not {sha1(BIG), sha1(SMALL)} & on_disk
+    listed = await (await client.get(f"{PROJECT}/releases/1.0/files/", headers=bearer())).json()
+    assert {f["name"]: (f["sha1"], f["size"]) for f in listed} == {
+        "~/big.js": (sha1(BIG), len(BIG)),
+        "~/small.js": (sha1(SMALL), len(SMALL)),
+    }
+    big = next(f for f in listed if f["name"] == "~/big.js")
+    status, headers, body = await download(client, f"{PROJECT}/releases/1.0/files/{big['id']}/?download")
+    assert (status, body == BIG, headers["ETag"]) == (200, True, f'"{sha1(BIG)}"')
+    status, _, body = await download(
+        client, f"{PROJECT}/releases/1.0/files/{big['id']}/?download", {"Range": "bytes=300000-300099"}
+    )
+    assert (status, body) == (206, BIG[300_000:300_100])
+    # The checksum filter finds a file by its content's sha1, not by the blob holding it.
+    found = await (await client.get(f"{PROJECT}/releases/1.0/files/?checksum={sha1(SMALL)}", headers=bearer())).json()
+    assert [f["name"] for f in found] == ["~/small.js"]
+    # So does the artifact lookup's release-file fallback, and its download.
+    (hit,) = await (await client.get(f"{PROJECT}/artifact-lookup/?release=1.0&url=small.js", headers=bearer())).json()
+    status, _, body = await download(client, f"{PROJECT}/artifact-lookup/?download={hit['id']}")
+    assert (status, body) == (200, SMALL)
+
+
+async def test_a_new_release_bundle_replaces_its_files_and_frees_the_old_zip_once_unread(
+    client: Client, config: Config
+) -> None:
+    await create_release(client, "1.0")
+    first = await assemble_release_bundle(
+        client, {"~/a.js": b"first a\n", "~/b.js": b"first b\n"}, zipfile.ZIP_DEFLATED
+    )
+    second = await assemble_release_bundle(client, {"~/a.js": b"second a\n"}, zipfile.ZIP_DEFLATED)
+    listed = await (await client.get(f"{PROJECT}/releases/1.0/files/", headers=bearer())).json()
+    by_name = {f["name"]: f for f in listed}
+    assert (by_name["~/a.js"]["sha1"], by_name["~/b.js"]["sha1"]) == (sha1(b"second a\n"), sha1(b"first b\n"))
+    for name, content in (("~/a.js", b"second a\n"), ("~/b.js", b"first b\n")):
+        status, _, body = await download(client, f"{PROJECT}/releases/1.0/files/{by_name[name]['id']}/?download")
+        assert (status, body) == (200, content)
+    on_disk = {p.name for p in blob_files(config)}
+    # ~/b.js still reads from the first zip; deleting it lets that zip go.
+    assert {sha1(first["bundle"]), sha1(second["bundle"])} <= on_disk
+    resp = await client.delete(f"{PROJECT}/releases/1.0/files/{by_name['~/b.js']['id']}/", headers=bearer())
+    assert resp.status == 204
+    assert sha1(first["bundle"]) not in {p.name for p in blob_files(config)}
+    assert sha1(second["bundle"]) in {p.name for p in blob_files(config)}

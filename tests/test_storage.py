@@ -16,7 +16,7 @@ import pytest
 from relserver.app import startup_key
 from relserver.config import Config, KiB
 from relserver.keys import blobstore_key, store_key
-from relserver.models import StoredBlob
+from relserver.models import NewBundleFile, StoredBlob
 from relserver.sentry import release_file_ident
 from relserver.storage.blobs.disk import DiskBlobStore, TempBlob
 from relserver.storage.sqlite import MIGRATIONS, ReleaseGone, Store, release_files_page_sql, utcnow
@@ -296,7 +296,21 @@ class TestWritesUnderADeletedRelease:
                 organization_id=1,
                 release_id=gone,
                 dist=None,
-                files=[("~/a.js", release_file_ident("~/a.js", None), {}, StoredBlob(sha1(b"a"), 1))],
+                bundle_blob=StoredBlob(sha1(b"zip"), 3),
+                files=[
+                    (
+                        "~/a.js",
+                        release_file_ident("~/a.js", None),
+                        NewBundleFile(
+                            path="a.js",
+                            url="~/a.js",
+                            file_type=None,
+                            headers={},
+                            debug_id=None,
+                            blob=StoredBlob(sha1(b"a"), 1),
+                        ),
+                    )
+                ],
                 commit_blobs=commit,
                 unlink_blobs=unlink,
             )

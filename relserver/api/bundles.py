@@ -106,9 +106,10 @@ async def _lookup_download(
     found = await services.lookup_download(backend(request), org, project, target)
     return BlobResponse(
         request.app[blobstore_key],
-        found.sha1,
+        found.blob_sha1,
         size=found.size,
         sha1=found.sha1,
         content_type="application/octet-stream",
         disposition=sentry.content_disposition(found.name),
+        zip_range=found.zip_range,
     )

@@ -75,11 +75,12 @@ async def release_file_details(request: web.Request) -> web.StreamResponse:
         return bundle_member_response(request, item)
     return BlobResponse(
         request.app[blobstore_key],
-        item.sha1,
+        item.blob_sha1,
         size=item.size,
         sha1=item.sha1,
         content_type=sentry.download_content_type(item.headers),
         disposition=sentry.content_disposition(item.name),
+        zip_range=item.zip_range,
     )
 
 

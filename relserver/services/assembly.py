@@ -187,7 +187,7 @@ class Assembler:
             await asyncio.to_thread(_discard_leftovers, temp, bundle)
 
     async def _release_bundle(self, organization_id: int, checksum: str, request: dict[str, Any]) -> None:
-        temp, _ = await self._assembled_file(organization_id, checksum, request["chunks"], "release-artifacts.zip")
+        temp, blob = await self._assembled_file(organization_id, checksum, request["chunks"], "release-artifacts.zip")
         bundle: bundle_zip.Bundle | None = None
         try:
             # Sentry's messages from before release archives (tasks/assemble.py, 2021).
@@ -199,6 +199,8 @@ class Assembler:
                 url_required=False,
                 invalid="failed to extract bundle",
                 bad_manifest="failed to open release manifest",
+                # Stored whole and indexed, as artifact bundles are (DESIGN D9).
+                index=True,
             )
             manifest = bundle.manifest
             store = self.backend.store
@@ -211,11 +213,8 @@ class Assembler:
             if release is None:
                 raise BundleError("release does not exist")
             dist = _string(manifest.get("dist"))
-            files = [
-                (m.file.url, sentry.release_file_ident(m.file.url, dist), m.file.headers, m.file.blob)
-                for m in bundle.members
-            ]
-            to_commit = [(m.temp, m.file.blob) for m in bundle.members if m.temp is not None]
+            files = [(m.file.url, sentry.release_file_ident(m.file.url, dist), m.file) for m in bundle.members]
+            to_commit = [(temp, blob), *((m.temp, m.file.blob) for m in bundle.members if m.temp is not None)]
 
             async def commit() -> None:
                 await asyncio.to_thread(self.backend.blobstore.promote_many, to_commit)
@@ -225,6 +224,7 @@ class Assembler:
                     organization_id=organization_id,
                     release_id=release.id,
                     dist=dist,
+                    bundle_blob=blob,
                     files=files,
                     commit_blobs=commit,
                     unlink_blobs=blob_unlinker(self.backend),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .. import sentry
 from ..errors import NotFound
-from ..models import LookupHit, Organization, Project
+from ..models import LookupHit, Organization, Project, ZipRange
 from .context import Backend
 
 # query_artifact_bundles_containing_file (debug_files/artifact_bundles.py): MAX_BUNDLES_QUERY.
@@ -18,11 +18,14 @@ MAX_RELEASEFILES_QUERY = 10
 
 @dataclass(frozen=True, slots=True)
 class LookupDownload:
-    """The bytes a lookup's `?download=` names: a blob, and the name to serve it under."""
+    """The bytes a lookup's `?download=` names: content `sha1`/`size` held by the blob
+    `blob_sha1` (at `zip_range` for a file a release bundle brought), and the name to serve."""
 
     sha1: str
     size: int
     name: str
+    blob_sha1: str
+    zip_range: ZipRange | None = None
 
 
 async def artifact_lookup(
@@ -72,9 +75,11 @@ async def lookup_download(backend: Backend, org: Organization, project: Project,
         bundle = await store.get_artifact_bundle_by_pk(org.id, project.id, pk)
         if bundle is not None:
             size = (await store.chunk_sizes([bundle.checksum]))[bundle.checksum]
-            return LookupDownload(bundle.checksum, size, f"artifact_bundle_{bundle.bundle_id}.zip")
+            return LookupDownload(bundle.checksum, size, f"artifact_bundle_{bundle.bundle_id}.zip", bundle.checksum)
     if pk is not None and kind == "release_file":
         release_file = await store.get_release_file_in_project(project.id, pk)
         if release_file is not None:
-            return LookupDownload(release_file.sha1, release_file.size, release_file.name)
+            return LookupDownload(
+                release_file.sha1, release_file.size, release_file.name, release_file.blob_sha1, release_file.zip_range
+            )
     raise NotFound(None)

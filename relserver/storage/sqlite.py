@@ -251,6 +251,21 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE artifact_bundle_files
     SET sha1 = blob_sha1, size = (SELECT size FROM blobs WHERE blobs.sha1 = artifact_bundle_files.blob_sha1);
     """,
+    """
+    -- Release bundles stored whole too (DESIGN D9): a release file's content identity is its
+    -- own (sha1, size); its bytes are `blob_sha1`, its own blob or its bundle's zip at
+    -- data_offset. Files of older data dirs have their own blob and no offset.
+    ALTER TABLE release_files ADD COLUMN sha1 TEXT;
+    ALTER TABLE release_files ADD COLUMN size INTEGER;
+    ALTER TABLE release_files ADD COLUMN data_offset INTEGER;
+    ALTER TABLE release_files ADD COLUMN compressed_size INTEGER;
+    ALTER TABLE release_files ADD COLUMN compression INTEGER;
+    ALTER TABLE release_files ADD COLUMN crc INTEGER;
+    UPDATE release_files
+    SET sha1 = blob_sha1, size = (SELECT size FROM blobs WHERE blobs.sha1 = release_files.blob_sha1);
+    -- The list's `checksum` filter.
+    CREATE INDEX release_files_by_sha1 ON release_files (release_id, sha1);
+    """,
 )
 
 # A blob is in use while any of these reference it; the rest may be deleted.
@@ -272,9 +287,9 @@ _REFERENCED_BLOBS = """
 _RELEASE_COLUMNS = "id, organization_id, version, status, ref, url, user_agent, date_created, date_released"
 _PROJECT_COLUMNS = "id, organization_id, slug, name, platform, date_created"
 _FILE_SELECT = """
-    SELECT f.id, f.release_id, f.name, d.name, f.headers, b.size, f.blob_sha1, f.date_created
+    SELECT f.id, f.release_id, f.name, d.name, f.headers, f.size, f.sha1, f.date_created,
+           f.blob_sha1, f.data_offset, f.compressed_size, f.compression, f.crc
     FROM release_files f
-    JOIN blobs b ON b.sha1 = f.blob_sha1
     LEFT JOIN dists d ON d.id = f.dist_id
 """
 _TOKEN_COLUMNS = "id, label, scopes, organization_slug, kind, last_characters, date_created, date_revoked"
@@ -335,7 +350,17 @@ def _release_file(row: sqlite3.Row | tuple[Any, ...]) -> ReleaseFile:
         size=row[5],
         sha1=row[6],
         date_created=_dt_required(row[7]),
+        blob_sha1=row[8],
+        zip_range=_zip_range(row[9:13]),
     )
+
+
+def _zip_range(columns: Sequence[Any]) -> ZipRange | None:
+    """(data_offset, compressed_size, compression, crc), or None for bytes in a blob of their own."""
+    offset, compressed_size, compression, crc = columns
+    if offset is None:
+        return None
+    return ZipRange(offset=offset, compressed_size=compressed_size, compression=compression, crc=crc)
 
 
 _BUNDLE_COLUMNS = "id, organization_id, bundle_id, checksum, release, dist, file_count, date_created, date_modified"
@@ -376,9 +401,7 @@ def _bundle_file(row: sqlite3.Row | tuple[Any, ...]) -> BundleFile:
         dist=row[9],
         date_created=_dt_required(row[10]),
         blob_sha1=row[11],
-        zip_range=ZipRange(offset=row[12], compressed_size=row[13], compression=row[14], crc=row[15])
-        if row[12] is not None
-        else None,
+        zip_range=_zip_range(row[12:16]),
     )
 
 
@@ -899,8 +922,8 @@ class Store:
             )
             await w.executemany(
                 "INSERT INTO release_files"
-                " (organization_id, release_id, dist_id, name, name_folded, ident, blob_sha1, headers,"
-                " date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " (organization_id, release_id, dist_id, name, name_folded, ident, blob_sha1, sha1, size,"
+                " headers, date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         i.organization_id,
@@ -910,6 +933,8 @@ class Store:
                         i.name.casefold(),
                         i.ident,
                         b.sha1,
+                        b.sha1,
+                        b.size,
                         json.dumps(i.headers),
                         stamp,
                     )
@@ -935,6 +960,7 @@ class Store:
                 size=blob.size,
                 sha1=blob.sha1,
                 date_created=now,
+                blob_sha1=blob.sha1,
             )
             outcome.append((item, record))
         return outcome
@@ -1233,11 +1259,15 @@ class Store:
         organization_id: int,
         release_id: int,
         dist: str | None,
-        files: Sequence[tuple[str, str, dict[str, str], StoredBlob]],
+        bundle_blob: StoredBlob,
+        files: Sequence[tuple[str, str, NewBundleFile]],
         commit_blobs: CommitBlobs,
         unlink_blobs: UnlinkBlobs,
     ) -> None:
-        """(name, ident, headers, blob) rows: replace the content of existing ones, create the rest.
+        """(name, ident, member) rows: replace the content of existing ones, create the rest.
+
+        A member with a `zip_range` is read from the bundle's zip, `bundle_blob`, which is
+        stored as a blob; one without has its own blob (DESIGN D9).
 
         Sentry's release-bundle assembly before release archives (tasks/assemble.py): no 409.
         """
@@ -1257,22 +1287,28 @@ class Store:
                     )
                     assert dist_row is not None
                     dist_id = dist_row[0]
+                own = _distinct_blobs([member for _, _, member in files if member.zip_range is None])
                 await w.executemany(
                     "INSERT OR IGNORE INTO blobs (sha1, size, date_created) VALUES (?, ?, ?)",
-                    [(blob.sha1, blob.size, now) for _, _, _, blob in files],
+                    [(blob.sha1, blob.size, now) for blob in [bundle_blob, *own]],
                 )
-                candidates = []
-                for name, ident, headers, blob in files:
+                # The zip is a blob only while a file reads from it (an all-extracted one goes).
+                candidates = [bundle_blob.sha1]
+                for name, ident, member in files:
                     old = await _one(
                         w, "SELECT blob_sha1 FROM release_files WHERE release_id = ? AND ident = ?", (release_id, ident)
                     )
                     if old is not None:
                         candidates.append(old[0])
+                    at = member.zip_range
                     await w.execute(
                         "INSERT INTO release_files (organization_id, release_id, dist_id, name, name_folded, ident,"
-                        " blob_sha1, headers, date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        " blob_sha1, sha1, size, data_offset, compressed_size, compression, crc, headers,"
+                        " date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                         " ON CONFLICT (release_id, ident) DO UPDATE SET blob_sha1 = excluded.blob_sha1,"
-                        " headers = excluded.headers, date_created = excluded.date_created",
+                        " sha1 = excluded.sha1, size = excluded.size, data_offset = excluded.data_offset,"
+                        " compressed_size = excluded.compressed_size, compression = excluded.compression,"
+                        " crc = excluded.crc, headers = excluded.headers, date_created = excluded.date_created",
                         (
                             organization_id,
                             release_id,
@@ -1280,8 +1316,11 @@ class Store:
                             name,
                             name.casefold(),
                             ident,
-                            blob.sha1,
-                            json.dumps(headers),
+                            bundle_blob.sha1 if at else member.blob.sha1,
+                            member.blob.sha1,
+                            member.blob.size,
+                            *((at.offset, at.compressed_size, at.compression, at.crc) if at else (None,) * 4),
+                            json.dumps(member.headers),
                             now,
                         ),
                     )
@@ -1692,7 +1731,7 @@ def _release_file_filters(
         where.append("(" + " OR ".join("instr(name_folded, ?) > 0" for _ in folded) + ")")
         params += folded
     if checksums:
-        where.append(f"blob_sha1 IN ({', '.join('?' for _ in checksums)})")
+        where.append(f"sha1 IN ({', '.join('?' for _ in checksums)})")
         params += list(checksums)
     return source, " AND ".join(where), tuple(params)
 
