@@ -102,16 +102,20 @@ class BlobResponse(web.StreamResponse):
     async def _send_pieces(self, writer: AbstractStreamWriter, start: int, count: int) -> None:
         """Without a local file: the blob's bytes through `open_range`, a piece per thread hop."""
         zip_range = self._zip_range
-        if zip_range is not None and zip_range.compression == zipfile.ZIP_DEFLATED:
+        deflated = zip_range is not None and zip_range.compression == zipfile.ZIP_DEFLATED
+        if zip_range is not None and deflated:
             pieces = self._blobs.open_range(self._blob_sha1, zip_range.offset, zip_range.compressed_size)
-            await _send_inflated(writer, _PieceReader(pieces), zip_range.compressed_size, start, count)
-            return
-        offset = zip_range.offset if zip_range is not None else 0
-        pieces = self._blobs.open_range(self._blob_sha1, offset + start, count)
+        else:
+            offset = zip_range.offset if zip_range is not None else 0
+            pieces = self._blobs.open_range(self._blob_sha1, offset + start, count)
         try:
+            if zip_range is not None and deflated:
+                await _send_inflated(writer, _PieceReader(pieces), zip_range.compressed_size, start, count)
+                return
             while piece := await asyncio.to_thread(next, pieces, b""):
                 await writer.write(piece)
         finally:
+            # Shielded: a client gone mid-way must still close the blob's reader.
             await asyncio.shield(asyncio.to_thread(_close_pieces, pieces))
 
     async def _unsatisfiable(self, request: web.BaseRequest) -> AbstractStreamWriter | None:

@@ -10,6 +10,7 @@ memory and disk bandwidth bounded. No HTTP.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,7 +101,12 @@ class Assembler:
         self._tasks.add(task)
         self._running[key] = task
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda done: self._running.pop(key, None) if self._running.get(key) is done else None)
+        task.add_done_callback(functools.partial(self._forget, key))
+
+    def _forget(self, key: tuple[int, str, str], done: asyncio.Task[None]) -> None:
+        """Drop a finished task from `_running`, unless a newer one for the same bundle took its place."""
+        if self._running.get(key) is done:
+            del self._running[key]
 
     async def settled_state(self, organization_id: int, kind: str, checksum: str) -> tuple[str, str | None] | None:
         """The cached status, after waiting up to ASSEMBLE_WAIT_SECONDS for an assembly running
