@@ -15,7 +15,7 @@ from ..ingest.bundle_zip import normalize_debug_id
 from ..keys import blobstore_key, token_key
 from ..models import Organization, Project
 from .common import backend, json_response, organization_and_project, paginated_response, public_origin, requires
-from .download import BlobResponse, bundle_member_response
+from .download import BlobResponse, stored_file_response
 
 # ArtifactBundlesEndpoint: OffsetPaginator(default_per_page=10) (api/endpoints/artifact_bundles.py).
 BUNDLES_PER_PAGE = 10
@@ -76,7 +76,7 @@ async def download_bundle_file(request: web.Request) -> web.StreamResponse:
     except (ValueError, UnicodeError, binascii.Error):
         raise BadRequest({"error": f"The file_id {raw_id} is invalid"}) from None
     bundle = await services.bound_bundle(backend(request), org, project, request.match_info["bundle_id"])
-    return bundle_member_response(request, await services.bundle_member(backend(request), bundle, path))
+    return stored_file_response(request, await services.bundle_member(backend(request), bundle, path))
 
 
 @requires(RELEASE_SCOPES)

@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from .. import sentry
 from ..keys import blobstore_key
-from ..models import BundleFile, ZipRange
+from ..models import BundleFile, ReleaseFile, ZipRange
 from ..storage.blobs import BlobStore
 
 # Bytes read per hop when sendfile is unavailable (TLS, odd transports).
@@ -151,17 +151,17 @@ class BlobResponse(web.StreamResponse):
             count -= len(chunk)
 
 
-def bundle_member_response(request: web.Request, member: BundleFile) -> BlobResponse:
-    """A bundle member's bytes, under the name of its path inside the bundle
-    (project_release_file_details.py), read from wherever the catalog says they lie."""
+def stored_file_response(request: web.Request, item: ReleaseFile | BundleFile) -> BlobResponse:
+    """A release file's or bundle member's bytes, read from wherever the catalog says they lie;
+    a member downloads under the name of its path inside the bundle (project_release_file_details.py)."""
     return BlobResponse(
         request.app[blobstore_key],
-        member.blob_sha1,
-        size=member.size,
-        sha1=member.sha1,
-        content_type=sentry.download_content_type(member.headers),
-        disposition=sentry.content_disposition(member.path),
-        zip_range=member.zip_range,
+        item.blob_sha1,
+        size=item.size,
+        sha1=item.sha1,
+        content_type=sentry.download_content_type(item.headers),
+        disposition=sentry.content_disposition(item.path if isinstance(item, BundleFile) else item.name),
+        zip_range=item.zip_range,
     )
 
 

@@ -9,7 +9,6 @@ from ..auth import RELEASE_SCOPES, may_download
 from ..errors import PermissionDenied
 from ..ingest.release_file import UploadLimits, receive_upload
 from ..keys import blobstore_key, config_key, token_key
-from ..models import BundleFile
 from .common import (
     backend,
     json_response,
@@ -19,7 +18,7 @@ from .common import (
     release_in_scope,
     requires,
 )
-from .download import BlobResponse, bundle_member_response
+from .download import stored_file_response
 
 
 @requires(RELEASE_SCOPES)
@@ -70,18 +69,7 @@ async def release_file_details(request: web.Request) -> web.StreamResponse:
     # Looked up first, so a missing file is a 404 even for those who may not download.
     if not may_download(request[token_key], organization_scope="project" not in request.match_info):
         raise PermissionDenied(None)  # Sentry answers this 403 with an empty body.
-    # An archive entry downloads under the name of its path inside the bundle (project_release_file_details.py).
-    if isinstance(item, BundleFile):
-        return bundle_member_response(request, item)
-    return BlobResponse(
-        request.app[blobstore_key],
-        item.blob_sha1,
-        size=item.size,
-        sha1=item.sha1,
-        content_type=sentry.download_content_type(item.headers),
-        disposition=sentry.content_disposition(item.name),
-        zip_range=item.zip_range,
-    )
+    return stored_file_response(request, item)
 
 
 @requires(RELEASE_SCOPES)
