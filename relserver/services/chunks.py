@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from ..ingest.chunks import ReceivedChunk, check_checksums
 from ..models import Organization
 from ..storage.blobs import StagedBlob
 from .context import Backend
 from .scope import provision
-
-log = logging.getLogger(__name__)
 
 
 async def store_chunks(backend: Backend, org: Organization | None, org_ref: str, chunks: list[ReceivedChunk]) -> None:

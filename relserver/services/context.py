@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 
 from ..config import Config
 from ..storage.blobs import BlobStore
 from ..storage.sqlite import Store, UnlinkBlobs
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,15 +4,12 @@ stale temp files; and the read-only check of a data dir (`relserver check`)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 
 from ..models import CatalogCheck
 from ..storage import blobs
 from ..storage.blobs import BlobStore, SweepReport
 from ..storage.sqlite import Store
-
-log = logging.getLogger(__name__)
 
 
 async def sweep_leftovers(store: Store, blobstore: BlobStore) -> SweepReport:
@@ -50,7 +47,7 @@ async def check_data_dir(store: Store, blobstore: BlobStore) -> DataDirCheck:
     """Read-only, so safe beside a running server: a blob row is written only after its bytes
     are in place, so a row without bytes is a real fault, never an upload in flight."""
     catalog = await store.check()
-    stored = set(await asyncio.to_thread(lambda: set(blobstore.iter_sha1s())))
+    stored = await asyncio.to_thread(lambda: set(blobstore.iter_sha1s()))
     return DataDirCheck(
         catalog=catalog,
         missing_bytes=tuple(sorted(catalog.blob_rows - stored)),

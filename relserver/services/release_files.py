@@ -4,7 +4,6 @@ artifact-bundle members as archive entries), detail, rename and deletes."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from .. import sentry
@@ -13,8 +12,6 @@ from ..ingest.release_file import UploadForm
 from ..models import BundleFile, Organization, Project, Release, ReleaseFile, StoredBlob
 from ..storage.sqlite import DuplicateReleaseFile, ReleaseGone
 from .context import Backend, blob_unlinker
-
-log = logging.getLogger(__name__)
 
 
 async def upload_release_file(backend: Backend, org: Organization, release: Release, form: UploadForm) -> ReleaseFile:

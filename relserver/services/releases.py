@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,8 +10,6 @@ from ..errors import NotFound
 from ..models import Deploy, Organization, Project, Release, ReleaseView
 from ..storage.sqlite import ReleaseGone
 from .context import Backend, blob_unlinker
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
