@@ -16,7 +16,8 @@ from .config import (
 )
 from .datadir import DataDirError, DataDirInUse, DataDirLock
 from .storage.blobs.disk import DiskBlobStore
-from .storage.sqlite import Store
+from .storage.catalog import Catalog
+from .storage.sql.sqlite import SqliteCatalog
 
 
 def run_admin_command(args: argparse.Namespace) -> int:
@@ -45,14 +46,14 @@ def _require_database(config: Config) -> None:
 async def _store_command(config: Config, args: argparse.Namespace) -> int:
     # Token and project commands are one short transaction each: safe beside a running server
     # (WAL, and the busy timeout waits out its writer), so they take no lock.
-    async with Store(config.db_path) as store:
+    async with SqliteCatalog(config.db_path) as catalog:
         if args.command == "project":
-            return await _project_create(store, args)
+            return await _project_create(catalog, args)
         if args.action == "create":
-            return await _token_create(store, args)
+            return await _token_create(catalog, args)
         if args.action == "list":
-            return await _token_list(store)
-        return await _token_revoke(store, args.id)
+            return await _token_list(catalog)
+        return await _token_revoke(catalog, args.id)
 
 
 async def _vacuum(config: Config) -> int:
@@ -65,8 +66,8 @@ async def _vacuum(config: Config) -> int:
         raise DataDirInUse(exc.data_dir, exc.pid, advice) from None
     try:
         blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
-        async with Store(config.db_path, fsync=config.fsync) as store:
-            report = await services.sweep_leftovers(store, blobstore)
+        async with SqliteCatalog(config.db_path, fsync=config.fsync) as catalog:
+            report = await services.sweep_leftovers(catalog, blobstore)
     finally:
         await asyncio.to_thread(lock.release)
     print(
@@ -76,7 +77,7 @@ async def _vacuum(config: Config) -> int:
     return 0
 
 
-async def _token_create(store: Store, args: argparse.Namespace) -> int:
+async def _token_create(catalog: Catalog, args: argparse.Namespace) -> int:
     if args.org_token:
         if not args.org or not args.url:
             print("relserver: --org-token needs --org and --url", file=sys.stderr)
@@ -86,20 +87,22 @@ async def _token_create(store: Store, args: argparse.Namespace) -> int:
     else:
         token = auth.new_user_token()
         scopes = frozenset(args.scope or ("project:releases", "org:read"))
-    await store.insert_token(
-        token_hash=auth.hash_token(token),
-        label=args.label,
-        scopes=scopes,
-        organization=args.org,
-        kind=auth.token_kind(token),
-        last_characters=token[-4:],
-    )
+    async with catalog.write() as tx:
+        await tx.tokens.insert(
+            token_hash=auth.hash_token(token),
+            label=args.label,
+            scopes=scopes,
+            organization=args.org,
+            kind=auth.token_kind(token),
+            last_characters=token[-4:],
+        )
     print(token)
     return 0
 
 
-async def _token_list(store: Store) -> int:
-    tokens = await store.list_tokens()
+async def _token_list(catalog: Catalog) -> int:
+    async with catalog.read() as tx:
+        tokens = await tx.tokens.all()
     # Whole labels: the column is as wide as the longest one.
     width = max([len("label"), *(len(t.label) for t in tokens)])
     print(f"{'id':>4}  {'kind':4}  {'ends':6}  {'org':12}  {'state':8}  {'label':{width}}  scopes")
@@ -112,20 +115,23 @@ async def _token_list(store: Store) -> int:
     return 0
 
 
-async def _token_revoke(store: Store, token_id: int) -> int:
-    if await store.revoke_token(token_id):
+async def _token_revoke(catalog: Catalog, token_id: int) -> int:
+    async with catalog.write() as tx:
+        revoked = await tx.tokens.revoke(token_id)
+    if revoked:
         print(f"revoked token {token_id}")
         return 0
     print(f"relserver: no active token with id {token_id}", file=sys.stderr)
     return 1
 
 
-async def _project_create(store: Store, args: argparse.Namespace) -> int:
+async def _project_create(catalog: Catalog, args: argparse.Namespace) -> int:
     if not sentry.is_valid_org_slug(args.org) or not sentry.is_valid_project_slug(args.project):
         print("relserver: not a valid Sentry organization or project slug", file=sys.stderr)
         return 2
-    org = await store.ensure_organization(args.org)
-    (project,) = await store.ensure_projects(org.id, [args.project])
+    async with catalog.write() as tx:
+        org = await tx.organizations.ensure(args.org)
+        (project,) = await tx.projects.ensure(org.id, [args.project])
     print(f"{org.slug}/{project.slug}")
     return 0
 
@@ -133,12 +139,12 @@ async def _project_create(store: Store, args: argparse.Namespace) -> int:
 async def _check(config: Config) -> int:
     """`relserver check`: what the data dir holds, and every problem on a line of its own."""
     blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
-    async with Store(config.db_path) as store:
-        report = await services.check_data_dir(store, blobstore)
-    catalog = report.catalog
+    async with SqliteCatalog(config.db_path) as catalog:
+        report = await services.check_data_dir(catalog, blobstore)
+    found = report.catalog
     print(
-        f"schema {catalog.schema_version}, {catalog.release_files} release files, "
-        f"{catalog.bundle_members} bundle members, {len(catalog.blob_rows)} blobs "
+        f"schema {found.schema_version}, {found.release_files} release files, "
+        f"{found.bundle_members} bundle members, {len(found.blob_rows)} blobs "
         f"({report.unreferenced_bytes} unreferenced on disk, removed by the next sweep)"
     )
     for problem in report.problems:

@@ -15,12 +15,12 @@ from .api.common import Handler
 from .api.middleware import auth_middleware, error_middleware
 from .config import Config
 from .datadir import DataDirLock
-from .keys import assembler_key, blobstore_key, config_key, store_key
+from .keys import assembler_key, backend_key, blobstore_key, catalog_key, config_key
 from .services import Backend, bootstrap_tokens, sweep_leftovers
 from .services.assembly import Assembler
 from .storage.blobs import SweepReport
 from .storage.blobs.disk import DiskBlobStore
-from .storage.sqlite import Store
+from .storage.sql.sqlite import SqliteCatalog
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +54,23 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
         await asyncio.to_thread(blobstore.prepare)
-        store = Store(config.db_path, fsync=config.fsync)
-        await store.open()
+        catalog = SqliteCatalog(config.db_path, fsync=config.fsync)
+        await catalog.open()
         try:
-            sweep = await sweep_leftovers(store, blobstore)
+            sweep = await sweep_leftovers(catalog, blobstore)
             if sweep.temp_files or sweep.orphan_blobs:
                 log.info(
                     "start-up sweep removed %d temp file(s) and %d unreferenced blob(s)",
                     sweep.temp_files,
                     sweep.orphan_blobs,
                 )
-            new_token = await bootstrap_tokens(store, config)
-            app[store_key] = store
+            new_token = await bootstrap_tokens(catalog, config)
+            backend = Backend(config, catalog, blobstore)
+            app[catalog_key] = catalog
             app[blobstore_key] = blobstore
+            app[backend_key] = backend
             app[startup_key] = StartupReport(sweep=sweep, new_admin_token=new_token)
-            assembler = Assembler(Backend(config=config, store=store, blobstore=blobstore))
+            assembler = Assembler(backend)
             app[assembler_key] = assembler
             # Assemblies a previous process accepted and did not finish start again (their
             # chunks are owned blobs, which the sweep keeps).
@@ -78,7 +80,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
             finally:
                 await assembler.close()
         finally:
-            await store.close()
+            await catalog.close()
     finally:
         await asyncio.to_thread(lock.release)
 

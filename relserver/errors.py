@@ -18,7 +18,6 @@ responses themselves; the middleware in `api/middleware.py` is the one place tha
 from __future__ import annotations
 
 import errno
-import sqlite3
 from typing import Any
 
 # Sentry's ResourceDoesNotExist message (api/exceptions.py).
@@ -100,7 +99,5 @@ _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """ENOSPC/EDQUOT from a write, or SQLite's "database or disk is full"."""
-    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
-        return True
-    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
+    """ENOSPC/EDQUOT from a write (the catalog's engines report a full database this way too)."""
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS

@@ -7,12 +7,15 @@ from aiohttp import web
 from .config import Config
 from .models import Token
 from .services.assembly import Assembler
+from .services.context import Backend
 from .storage.blobs import BlobStore
-from .storage.sqlite import Store
+from .storage.catalog import Catalog
 
 config_key = web.AppKey("config", Config)
-store_key = web.AppKey("store", Store)
+catalog_key = web.AppKey("catalog", Catalog)
 blobstore_key = web.AppKey("blobstore", BlobStore)
+# The use cases' view of the app, built once (it owns the group commit of uploads).
+backend_key = web.AppKey("backend", Backend)
 assembler_key = web.AppKey("assembler", Assembler)
 
 # The authenticated token of the request, set by the auth middleware on API routes.

@@ -18,8 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from relserver import auth
 from relserver.app import SERVER_OPTIONS, create_app
 from relserver.config import Config, KiB
-from relserver.keys import store_key
-from relserver.storage.sqlite import Store
+from relserver.keys import catalog_key
+from relserver.services import Backend
+from relserver.storage.blobs.disk import DiskBlobStore
+from relserver.storage.sql.sqlite import SqliteCatalog
 
 # pytester drives the relserver pytest plugin the way a user's suite meets it.
 pytest_plugins = ["pytester"]
@@ -147,25 +149,33 @@ async def mint_token(
     client: Client, *, scopes: Iterable[str], organization: str | None = None, token: str | None = None
 ) -> str:
     """A token stored through the server's own store, as `relserver token create` does."""
-    store = client.app[store_key]
     raw = token or auth.new_user_token()
-    await store.insert_token(
-        token_hash=auth.hash_token(raw),
-        label="test",
-        scopes=scopes,
-        organization=organization,
-        kind=auth.token_kind(raw),
-        last_characters=raw[-4:],
-    )
+    async with client.app[catalog_key].write() as tx:
+        await tx.tokens.insert(
+            token_hash=auth.hash_token(raw),
+            label="test",
+            scopes=scopes,
+            organization=organization,
+            kind=auth.token_kind(raw),
+            last_characters=raw[-4:],
+        )
     return raw
 
 
 @pytest.fixture
-async def store(config: Config) -> AsyncIterator[Store]:
-    """The store of the test's data dir opened directly, for looking under the hood."""
+async def catalog(config: Config) -> AsyncIterator[SqliteCatalog]:
+    """The catalog of the test's data dir opened directly, for looking under the hood."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    async with Store(config.db_path, fsync=False) as s:
-        yield s
+    async with SqliteCatalog(config.db_path, fsync=False) as opened:
+        yield opened
+
+
+@pytest.fixture
+def backend(config: Config, catalog: SqliteCatalog) -> Backend:
+    """The use cases over the test's data dir, without a server in front."""
+    blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=False)
+    blobstore.prepare()
+    return Backend(config, catalog, blobstore)
 
 
 def temp_files(config: Config) -> list[Path]:

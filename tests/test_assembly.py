@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from relserver.config import Config, KiB, MiB
-from relserver.keys import assembler_key, store_key
+from relserver.keys import assembler_key, catalog_key
 from relserver.sentry import encode_archive_entry_id
 from relserver.services import assembly
 from relserver.services.assembly import ARTIFACT_BUNDLE
@@ -276,7 +276,7 @@ async def assert_nothing_stored(client: Client, config: Config, bundle: bytes, c
     assert sha1(bundle) not in chunks, "the bundle must span several chunks for its blob to show"
     assert temp_files(config) == []
     assert {p.name for p in blob_files(config)} == chunks
-    assert (await client.app[store_key].check()).blob_rows == chunks
+    assert (await client.app[catalog_key].check()).blob_rows == chunks
     tables = ("artifact_bundles", "artifact_bundle_files", "release_files")
     with contextlib.closing(sqlite3.connect(f"{config.db_path.as_uri()}?mode=ro", uri=True)) as conn:
         rows = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}  # noqa: S608
@@ -338,13 +338,13 @@ class TestRestart:
         bundle = basic_bundle()
         chunks = split(bundle, 1024)
         await upload_chunks(first, chunks)
-        store = first.app[store_key]
-        org = await store.ensure_organization("acme")
-        project = await store.get_project(org.id, "web")
-        assert project is not None
-        # As if the process died right after answering `created`.
-        request = {"chunks": [sha1(c) for c in chunks], "projects": [project.id], "version": "1.0", "dist": None}
-        await store.set_assemble_task(org.id, ARTIFACT_BUNDLE, sha1(bundle), "assembling", request=request)
+        async with first.app[catalog_key].write() as tx:
+            org = await tx.organizations.ensure("acme")
+            project = await tx.projects.get(org.id, "web")
+            assert project is not None
+            # As if the process died right after answering `created`.
+            request = {"chunks": [sha1(c) for c in chunks], "projects": [project.id], "version": "1.0", "dist": None}
+            await tx.tasks.set(org.id, ARTIFACT_BUNDLE, sha1(bundle), "assembling", request=request)
         await first.close()
 
         second = await make_client(config)
@@ -361,7 +361,7 @@ async def test_a_bundles_zip_is_a_referenced_blob_and_survives_the_sweep(
     first = await make_client(config)
     bundle = basic_bundle(release="1.0")
     assert (await upload_bundle(first, bundle))["state"] == "ok"
-    assert sha1(bundle) in (await first.app[store_key].check()).blob_rows
+    assert sha1(bundle) in (await first.app[catalog_key].check()).blob_rows
     await first.close()
     second = await make_client(config)
     (hit,) = await (await second.get("/api/0/projects/acme/web/artifact-lookup/?release=1.0", headers=bearer())).json()

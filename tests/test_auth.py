@@ -11,7 +11,7 @@ import pytest
 
 from relserver import auth
 from relserver.config import Config
-from relserver.keys import store_key
+from relserver.keys import catalog_key
 
 from .conftest import (
     ADMIN_TOKEN,
@@ -56,9 +56,9 @@ class TestAuthentication:
 
     async def test_revoked_token_is_invalid(self, client: Client) -> None:
         token = await mint_token(client, scopes=["project:releases"])
-        store = client.app[store_key]
-        (record,) = [t for t in await store.list_tokens() if t.last_characters == token[-4:]]
-        assert await store.revoke_token(record.id)
+        async with client.app[catalog_key].write() as tx:
+            (record,) = [t for t in await tx.tokens.all() if t.last_characters == token[-4:]]
+            assert await tx.tokens.revoke(record.id)
         await assert_401(client, {"Authorization": f"Bearer {token}"}, "Invalid token")
 
     async def test_authentication_comes_before_the_lookup_of_path_objects(self, client: Client) -> None:
@@ -125,11 +125,13 @@ class TestOrganizationBinding:
             ORG_RELEASES, json={"version": "1.0", "projects": ["web"]}, headers={"Authorization": f"Bearer {token}"}
         )
         await assert_api_error(resp, 403, DENIED)
-        assert await client.app[store_key].get_organization(ORG) is None
+        async with client.app[catalog_key].read() as tx:
+            assert await tx.organizations.get(ORG) is None
 
     async def test_token_bound_to_another_org_gets_403_on_an_existing_org(self, client: Client) -> None:
         await create_release(client)
-        org = await client.app[store_key].get_organization(ORG)
+        async with client.app[catalog_key].read() as tx:
+            org = await tx.organizations.get(ORG)
         assert org is not None
         token = await mint_token(client, scopes=["project:releases"], organization="other")
         await assert_api_error(await upload(client, token=token), 403, DENIED)
@@ -168,7 +170,8 @@ class TestProvisioning:
         client = await make_client(config.with_overrides(auto_create=False))
         not_found = {"detail": "The requested resource does not exist"}
         await assert_api_error(await upload(client), 404, not_found)
-        store = client.app[store_key]
-        await store.ensure_organization(ORG)
+        async with client.app[catalog_key].write() as tx:
+            org = await tx.organizations.ensure(ORG)
         await assert_api_error(await upload(client), 404, not_found)
-        assert await store.get_project((await store.ensure_organization(ORG)).id, "web") is None
+        async with client.app[catalog_key].read() as tx:
+            assert await tx.projects.get(org.id, "web") is None

@@ -14,7 +14,8 @@ from relserver import sentry
 from relserver.config import Config, MiB
 from relserver.ingest import bundle_zip
 from relserver.keys import assembler_key
-from relserver.storage.sqlite import MIGRATIONS, _split_statements
+from relserver.storage.sql.sqlite import split_statements
+from relserver.storage.sql.sqlite_schema import MIGRATIONS
 
 from .bundle_helpers import make_bundle, upload_bundle, upload_chunks, zip_path
 from .conftest import Client, ClientFactory, bearer, blob_files, create_release, sha1
@@ -142,7 +143,7 @@ def _old_data_dir(config: Config, member: bytes) -> str:
     zip_sha1 = sha1(b"the old bundle zip")
     with sqlite3.connect(config.db_path) as db:
         for script in MIGRATIONS[:3]:
-            for statement in _split_statements(script):
+            for statement in split_statements(script):
                 db.execute(statement)
         db.execute("PRAGMA user_version = 3")
         db.execute("INSERT INTO organizations (id, slug, name, date_created) VALUES (1, 'acme', 'acme', ?)", (now,))
@@ -190,7 +191,7 @@ def test_old_members_are_given_their_content_identity_by_the_migration(tmp_path:
     config = Config(data_dir=tmp_path / "data")
     _old_data_dir(config, SMALL)
     with sqlite3.connect(config.db_path) as db:
-        for statement in _split_statements(MIGRATIONS[3]):
+        for statement in split_statements(MIGRATIONS[3]):
             db.execute(statement)
         row = db.execute("SELECT sha1, size, data_offset FROM artifact_bundle_files").fetchone()
     assert row == (sha1(SMALL), len(SMALL), None)

@@ -11,7 +11,7 @@ import pytest
 
 from relserver.api.chunks import LEGACY_MODE_VS_CLI_3
 from relserver.config import Config, KiB, MiB
-from relserver.keys import store_key
+from relserver.keys import catalog_key
 from relserver.storage.blobs.disk import TempBlob
 
 from .bundle_helpers import ORG_URL, chunk_form
@@ -27,9 +27,9 @@ async def post_chunks(
 
 
 async def owned(client: Client, sha1s: list[str]) -> set[str]:
-    store = client.app[store_key]
-    org = await store.ensure_organization("acme")
-    return await store.owned_chunks(org.id, sha1s)
+    async with client.app[catalog_key].write() as tx:
+        org = await tx.organizations.ensure("acme")
+        return await tx.chunks.owned(org.id, sha1s)
 
 
 class TestOptions:

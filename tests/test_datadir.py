@@ -18,7 +18,8 @@ from relserver import cli, services
 from relserver.config import MiB
 from relserver.datadir import DataDirInUse, DataDirLock, describe_error
 from relserver.storage.blobs.disk import DiskBlobStore
-from relserver.storage.sqlite import MIGRATIONS, utcnow
+from relserver.storage.sql.dialect import utcnow
+from relserver.storage.sql.sqlite_schema import MIGRATIONS
 
 from .conftest import blob_path, missing_system_part, sha1
 from .server_process import run_relserver, running_server

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from relserver.config import Config
-from relserver.keys import store_key
+from relserver.keys import catalog_key
 
 from .conftest import Client, ClientFactory, assert_api_error, bearer
 
@@ -206,7 +206,8 @@ class TestProvisioning:
         client = await make_client(config.with_overrides(auto_create=False))
         resp = await post(client, ORG_RELEASES, {"version": "1.0", "projects": ["web"]})
         await assert_api_error(resp, 404, {"detail": "The requested resource does not exist"})
-        await client.app[store_key].ensure_organization("acme")
+        async with client.app[catalog_key].write() as tx:
+            await tx.organizations.ensure("acme")
         resp = await post(client, ORG_RELEASES, {"version": "1.0", "projects": ["web"]})
         await assert_api_error(resp, 400, {"projects": ["Invalid project ids or slugs"]})
         resp = await post(client, PROJECT_RELEASES, {"version": "1.0"})

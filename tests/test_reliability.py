@@ -24,7 +24,7 @@ from relserver import auth
 from relserver.api.common import required_scopes
 from relserver.config import Config, KiB, MiB
 from relserver.datadir import LOCK_NAME
-from relserver.keys import store_key
+from relserver.keys import catalog_key
 
 from .bundle_helpers import make_bundle, upload_bundle
 from .conftest import (
@@ -91,8 +91,8 @@ async def test_a_full_disk_answers_507_stores_nothing_and_recovers(
     body = await resp.json()
     assert "disk is full" in body["detail"]
     assert temp_files(disk_config) == []
-    store = client.app[store_key]
-    assert (await store.check()).release_files == 1
+    catalog = client.app[catalog_key]
+    assert (await catalog.check()).release_files == 1
 
     # A small file is kept in memory and meets the full disk only in the group commit.
     _fill(small_disk / "filler-rest")
@@ -101,14 +101,14 @@ async def test_a_full_disk_answers_507_stores_nothing_and_recovers(
     assert resp.status == 507
     assert temp_files(disk_config) == []
     assert sha1(small) not in {p.name for p in blob_files(disk_config)}
-    assert (await store.check()).release_files == 1
+    assert (await catalog.check()).release_files == 1
 
     filler.unlink()
     (small_disk / "filler-rest").unlink()
     assert (await upload(client, os.urandom(512 * KiB), name="~/big.js")).status == 201
     assert (await upload(client, small, name="~/small.js")).status == 201
-    assert (await store.check()).release_files == 3
-    assert (await store.check()).integrity == "ok"
+    assert (await catalog.check()).release_files == 3
+    assert (await catalog.check()).integrity == "ok"
 
 
 # --- SIGTERM during an upload ----------------------------------------------------------------
@@ -181,10 +181,10 @@ async def matrix(client: Client) -> dict[str, str]:
     await create_release(client)
     await upload(client, b"acme data")
     await create_release(client, org="other")
-    store = client.app[store_key]
     revoked = await mint_token(client, scopes=["project:releases"])
-    (record,) = [t for t in await store.list_tokens() if t.last_characters == revoked[-4:]]
-    await store.revoke_token(record.id)
+    async with client.app[catalog_key].write() as tx:
+        (record,) = [t for t in await tx.tokens.all() if t.last_characters == revoked[-4:]]
+        await tx.tokens.revoke(record.id)
     return {
         "unknown": auth.new_user_token(),
         "revoked": revoked,

@@ -23,7 +23,7 @@ import pytest
 
 from relserver.api.chunks import LEGACY_MODE_VS_CLI_3
 from relserver.sentry import release_file_ident
-from relserver.storage.sqlite import Store
+from relserver.storage.sql.sqlite import SqliteCatalog
 
 from .server_process import ServerProcess, running_server
 
@@ -94,12 +94,12 @@ async def test_sentry_cli_single_file_upload_then_duplicate(
     assert second.returncode == 1
     assert "File already present!" in second.stderr
 
-    async with Store(server.data_dir / "relserver.sqlite3") as store:
-        org = await store.get_organization("acme")
+    async with SqliteCatalog(server.data_dir / "relserver.sqlite3") as catalog, catalog.read() as tx:
+        org = await tx.organizations.get("acme")
         assert org is not None
-        release = await store.get_release(org.id, "1.0.0")
+        release = await tx.releases.get(org.id, "1.0.0")
         assert release is not None
-        record = await store.find_release_file(release.id, release_file_ident("~/static/app.min.js", "d1"))
+        record = await tx.files.find(release.id, release_file_ident("~/static/app.min.js", "d1"))
     assert record is not None
     assert (record.name, record.dist, record.sha1, record.size) == ("~/static/app.min.js", "d1", digest, len(data))
     # sentry-cli sends headers sorted by key after the part's own type.

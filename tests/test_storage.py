@@ -13,13 +13,19 @@ from typing import Any
 import aiosqlite
 import pytest
 
+from relserver import services
 from relserver.app import startup_key
 from relserver.config import Config, KiB
-from relserver.keys import blobstore_key, store_key
-from relserver.models import NewBundleFile, StoredBlob
-from relserver.sentry import release_file_ident
+from relserver.errors import NotFound
+from relserver.keys import blobstore_key, catalog_key
+from relserver.models import NewBundleFile, Release, StoredBlob
+from relserver.sentry import DeployFields, release_file_ident
 from relserver.storage.blobs.disk import DiskBlobStore, TempBlob
-from relserver.storage.sqlite import MIGRATIONS, ReleaseGone, Store, release_files_page_sql, utcnow
+from relserver.storage.catalog import ReleaseGone
+from relserver.storage.sql.dialect import Params, Row, utcnow
+from relserver.storage.sql.repos.files import ReleaseFiles
+from relserver.storage.sql.sqlite import SqliteCatalog, SqliteDb
+from relserver.storage.sql.sqlite_schema import MIGRATIONS
 
 from .conftest import ADMIN_TOKEN, ClientFactory, blob_files, blob_path, create_release, sha1, temp_files, upload
 
@@ -36,14 +42,15 @@ async def test_restart_over_the_same_data_dir_keeps_every_file(make_client: Clie
     await first.close()
 
     second = await make_client(durable)
-    store = second.app[store_key]
     blobstore = second.app[blobstore_key]
-    org = await store.get_organization("acme")
-    assert org is not None
-    release = await store.get_release(org.id, "1.0")
-    assert release is not None
+    async with second.app[catalog_key].read() as tx:
+        org = await tx.organizations.get("acme")
+        assert org is not None
+        release = await tx.releases.get(org.id, "1.0")
+        assert release is not None
+        records = {name: await tx.files.get(release.id, int(body["id"])) for name, (_, body) in uploaded.items()}
     for name, (data, body) in uploaded.items():
-        record = await store.get_release_file(release.id, int(body["id"]))
+        record = records[name]
         assert record is not None
         assert (record.name, record.dist, record.headers, record.sha1, record.size) == (
             name,
@@ -60,19 +67,19 @@ async def test_restart_over_the_same_data_dir_keeps_every_file(make_client: Clie
 async def test_migrations_are_idempotent_and_end_at_the_latest_version(config: Config) -> None:
     config.data_dir.mkdir(parents=True)
     for _ in range(3):
-        async with Store(config.db_path) as store:
-            assert (await store.check()).schema_version == len(MIGRATIONS)
-            assert (await store.check()).integrity == "ok"
+        async with SqliteCatalog(config.db_path) as catalog:
+            assert (await catalog.check()).schema_version == len(MIGRATIONS)
+            assert (await catalog.check()).integrity == "ok"
 
 
 async def test_a_database_from_a_newer_relserver_is_refused(config: Config) -> None:
     config.data_dir.mkdir(parents=True)
-    async with Store(config.db_path):
+    async with SqliteCatalog(config.db_path):
         pass
     with contextlib.closing(sqlite3.connect(config.db_path)) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(RuntimeError, match="newer than this relserver"):
-        async with Store(config.db_path):
+        async with SqliteCatalog(config.db_path):
             pass
 
 
@@ -145,10 +152,10 @@ async def test_a_row_never_points_at_a_missing_blob(make_client: ClientFactory, 
     for i in range(10):
         await upload(client, f"{i % 3}".encode(), name=f"~/{i}.js")
     await upload(client, b"conflict", name="~/0.js")
-    store = client.app[store_key]
+    catalog = client.app[catalog_key]
     on_disk = {p.name for p in blob_files(config)}
-    assert (await store.check()).blob_rows == on_disk == {sha1(b"0"), sha1(b"1"), sha1(b"2")}
-    assert (await store.check()).dangling == ()
+    assert (await catalog.check()).blob_rows == on_disk == {sha1(b"0"), sha1(b"1"), sha1(b"2")}
+    assert (await catalog.check()).dangling == ()
 
 
 def visible_release_files(config: Config, blob_sha1: str) -> int:
@@ -220,7 +227,7 @@ async def test_a_failed_blob_commit_leaves_no_row_and_no_temp_file(
     assert resp.status == 500
     body = await resp.json()
     assert body["detail"] == "Internal Error" and body["errorId"]
-    assert (await client.app[store_key].check()).release_files == 0
+    assert (await client.app[catalog_key].check()).release_files == 0
     assert temp_files(config) == []
 
 
@@ -249,8 +256,8 @@ async def test_a_failed_blob_write_fails_only_its_own_upload_in_a_group_commit(
     bad = upload(client, b"bad", name="~/bad.js")
     responses = await asyncio.gather(first, *rest, bad)
     assert [r.status for r in responses] == [201] * 11 + [500]
-    store = client.app[store_key]
-    assert (await store.check()).release_files == 11
+    catalog = client.app[catalog_key]
+    assert (await catalog.check()).release_files == 11
     assert sha1(b"bad") not in {p.name for p in blob_files(config)}
     assert temp_files(config) == []
 
@@ -261,60 +268,42 @@ class TestWritesUnderADeletedRelease:
     there (Sentry's answer is then the 404 of a missing release)."""
 
     @pytest.fixture
-    async def gone(self, store: Store) -> int:
-        org = await store.ensure_organization("acme")
-        release, _ = await store.create_release(org.id, "gone", [])
+    async def gone(self, backend: services.Backend) -> Release:
+        async with backend.catalog.write() as tx:
+            org = await tx.organizations.ensure("acme")
+        view, _ = await services.create_release(backend, org, "gone", [], services.ReleaseFields())
+        await services.delete_release(backend, view.release)
+        return view.release
 
-        async def unlink(sha1s: list[str]) -> None:
-            pass
+    async def test_an_update_is_404(self, backend: services.Backend, gone: Release) -> None:
+        with pytest.raises(NotFound):
+            await services.update_release(backend, gone, services.ReleaseFields(ref="abc"), None, [])
 
-        await store.delete_release(release.id, unlink)
-        return release.id
-
-    async def test_update_raises_release_gone(self, store: Store, gone: int) -> None:
-        with pytest.raises(ReleaseGone):
-            await store.update_release(gone, ref="abc")
-
-    async def test_a_deploy_raises_release_gone(self, store: Store, gone: int) -> None:
-        with pytest.raises(ReleaseGone):
-            await store.add_deploy(
-                gone, environment="prod", name=None, url=None, date_started=None, date_finished=utcnow()
+    async def test_a_deploy_is_404_and_stores_nothing(self, backend: services.Backend, gone: Release) -> None:
+        with pytest.raises(NotFound):
+            await services.add_deploy(
+                backend,
+                gone,
+                DeployFields(environment="prod", name=None, url=None, date_started=None, date_finished=utcnow()),
             )
-        assert await store.list_deploys(gone, offset=0, limit=10) == []
+        async with backend.catalog.read() as tx:
+            assert await tx.deploys.page(gone.id) == []
 
-    async def test_a_release_bundle_raises_release_gone_before_committing_blobs(self, store: Store, gone: int) -> None:
-        committed: list[bool] = []
-
-        async def commit() -> None:
-            committed.append(True)
-
-        async def unlink(sha1s: list[str]) -> None:
-            pass
-
+    async def test_a_release_bundle_raises_release_gone_before_storing_blobs(
+        self, backend: services.Backend, gone: Release, config: Config
+    ) -> None:
+        staged = backend.blobstore.stage()
+        staged.write(b"zip")
+        blob = staged.finish()
+        member = NewBundleFile(
+            path="a.js", url="~/a.js", file_type=None, headers={}, debug_id=None, blob=StoredBlob(sha1(b"a"), 1)
+        )
         with pytest.raises(ReleaseGone):
-            await store.upsert_release_files(
-                organization_id=1,
-                release_id=gone,
-                dist=None,
-                bundle_blob=StoredBlob(sha1(b"zip"), 3),
-                files=[
-                    (
-                        "~/a.js",
-                        release_file_ident("~/a.js", None),
-                        NewBundleFile(
-                            path="a.js",
-                            url="~/a.js",
-                            file_type=None,
-                            headers={},
-                            debug_id=None,
-                            blob=StoredBlob(sha1(b"a"), 1),
-                        ),
-                    )
-                ],
-                commit_blobs=commit,
-                unlink_blobs=unlink,
+            await services.upsert_release_bundle(
+                backend, release=gone, dist=None, bundle_blob=blob, files=[("~/a.js", member)], staged=[(staged, blob)]
             )
-        assert committed == []
+        assert not staged.consumed and not backend.blobstore.exists(blob.sha1)
+        staged.discard()
 
 
 class TestBootstrapToken:
@@ -354,7 +343,7 @@ async def test_one_writer_serializes_concurrent_writes(make_client: ClientFactor
     responses, created = await asyncio.gather(asyncio.gather(*uploads), asyncio.gather(*releases))
     assert [r.status for r in responses] == [201] * 40
     assert len({r["version"] for r in created}) == 20
-    assert (await client.app[store_key].check()).release_files == 40
+    assert (await client.app[catalog_key].check()).release_files == 40
 
 
 def test_ident_matches_sentrys_examples() -> None:
@@ -363,9 +352,24 @@ def test_ident_matches_sentrys_examples() -> None:
     assert release_file_ident("~/app.js", "web") == "188f9b2fce5908768ee54179815cd7ea43bb32d0"
 
 
-async def test_a_deep_page_is_read_from_the_index_without_a_full_scan(config: Config, store: Store) -> None:
+class RecordingDb(SqliteDb):
+    """The SQLite engine's statements, each one also kept for the test to look at."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        super().__init__(conn)
+        self.seen: list[tuple[str, Params]] = []
+
+    async def rows(self, sql: str, params: Params | None = None) -> list[Row]:
+        self.seen.append((sql, params or {}))
+        return await super().rows(sql, params)
+
+
+async def test_a_deep_page_is_read_from_the_index_without_a_full_scan(config: Config, catalog: SqliteCatalog) -> None:
     """Listing at offset 19 900 walks the covering index, never the table (spec: 20 000 cap)."""
-    sql, params = release_files_page_sql(1, offset=19_900, limit=101)
+    async with aiosqlite.connect(config.db_path) as conn:
+        db = RecordingDb(conn)
+        await ReleaseFiles(db).page(1, offset=19_900, limit=101)
+    ((sql, params),) = db.seen
     with contextlib.closing(sqlite3.connect(config.db_path)) as conn:
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
     assert any("COVERING INDEX release_files_by_name" in step for step in plan), plan

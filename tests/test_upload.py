@@ -12,10 +12,10 @@ import pytest
 from aiohttp import MultipartWriter
 
 from relserver.config import Config, KiB
-from relserver.keys import store_key
+from relserver.keys import catalog_key
 from relserver.models import StoredBlob
 from relserver.storage.blobs.disk import DiskBlobStore, TempBlob
-from relserver.storage.sqlite import Store
+from relserver.storage.sql.sqlite import SqliteCatalog
 
 from .conftest import (
     ADMIN_TOKEN,
@@ -356,7 +356,7 @@ class TestLimitsAndHostileBodies:
             write_batch_size=8 * KiB, max_file_size=1024 * KiB, data_dir=config.data_dir.with_name("own")
         )
         client = await make_client(config)
-        store = client.app[store_key]
+        catalog = client.app[catalog_key]
         await create_release(client)
         body_head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.js"\r\n\r\n' + b"x" * (32 * KiB)
         request = (
@@ -384,7 +384,7 @@ class TestLimitsAndHostileBodies:
                 break
             await asyncio.sleep(0.01)
         assert temp_files(config) == []
-        assert (await store.check()).release_files == 0
+        assert (await catalog.check()).release_files == 0
         # The server keeps serving.
         assert (await upload(client)).status == 201
 
@@ -469,7 +469,7 @@ class TestInMemoryPath:
         assert [p.name for p in blob_files(config)] == [sha1(b"first")]
 
     async def test_a_failed_blob_write_leaves_no_row_no_blob_and_no_temp_file(
-        self, client: Client, config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+        self, client: Client, config: Config, catalog: SqliteCatalog, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         await create_release(client)
         real_finish = TempBlob.finish
@@ -482,7 +482,7 @@ class TestInMemoryPath:
         resp = await upload(client, b"never stored")
         assert resp.status == 500
         monkeypatch.undo()
-        assert (await store.check()).release_files == 0
+        assert (await catalog.check()).release_files == 0
         assert blob_files(config) == []
         assert temp_files(config) == []
         # The same name can be uploaded once the disk behaves.

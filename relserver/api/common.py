@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .. import sentry, services
 from ..errors import BadRequest, UnsupportedMediaType
-from ..keys import blobstore_key, config_key, store_key, token_key
+from ..keys import backend_key, config_key, token_key
 from ..models import Organization, Project, Release
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,8 +48,7 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
 
 
 def backend(request: web.Request) -> services.Backend:
-    app = request.app
-    return services.Backend(config=app[config_key], store=app[store_key], blobstore=app[blobstore_key])
+    return request.app[backend_key]
 
 
 async def read_data(request: web.Request) -> Any:

@@ -19,7 +19,7 @@ from ..errors import (
     UnsupportedMediaType,
     is_disk_full,
 )
-from ..keys import store_key, token_key
+from ..keys import catalog_key, token_key
 from ..models import Token
 from .common import Handler, json_response, required_scopes
 
@@ -94,7 +94,7 @@ async def authenticate(request: web.Request) -> Token | None:
     raw = auth.bearer_token(header)
     if raw is None:
         return None
-    token = await services.token_for(request.app[store_key], raw)
+    token = await services.token_for(request.app[catalog_key], raw)
     if token is None or token.revoked:
         raise auth.invalid_token_error(raw)
     return token

@@ -14,13 +14,14 @@ from .bundles import (
     delete_artifact_bundle,
     list_artifact_bundles,
     list_bundle_files,
+    save_artifact_bundle,
 )
 from .chunks import (
     store_chunks,
 )
 from .context import (
     Backend,
-    blob_unlinker,
+    delete_after_commit,
 )
 from .lookup import (
     MAX_BUNDLES_QUERY,
@@ -43,6 +44,7 @@ from .release_files import (
     list_release_files,
     rename_release_file,
     upload_release_file,
+    upsert_release_bundle,
 )
 from .releases import (
     ReleaseFields,
@@ -84,12 +86,12 @@ __all__ = [
     "ReleaseFields",
     "add_deploy",
     "artifact_lookup",
-    "blob_unlinker",
     "bootstrap_tokens",
     "bound_bundle",
     "bundle_member",
     "check_data_dir",
     "create_release",
+    "delete_after_commit",
     "delete_all_release_files",
     "delete_artifact_bundle",
     "delete_release",
@@ -115,10 +117,12 @@ __all__ = [
     "resolve_organization",
     "resolve_project",
     "resolve_release_projects",
+    "save_artifact_bundle",
     "store_chunks",
     "sweep_leftovers",
     "token_for",
     "update_release",
     "upload_release_file",
+    "upsert_release_bundle",
     "write_secret_file",
 ]

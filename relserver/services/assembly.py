@@ -15,15 +15,16 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .. import sentry
 from ..errors import BadRequest, is_disk_full
 from ..ingest import bundle_zip
 from ..ingest.bundle_zip import BundleError, BundleLimits
 from ..ingest.chunks import chunk_error
 from ..models import Organization, Project, Release, StoredBlob
 from ..storage.blobs import StagedBlob
-from ..storage.sqlite import ReleaseGone
-from .context import Backend, blob_unlinker
+from ..storage.catalog import ReleaseGone
+from .bundles import save_artifact_bundle
+from .context import Backend
+from .release_files import upsert_release_bundle
 from .scope import provision
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class Assembler:
 
     async def current_state(self, organization_id: int, kind: str, checksum: str) -> tuple[str, str | None] | None:
         """The cached status: in-progress ones always, finished ones for Sentry's 600 s."""
-        task = await self.backend.store.get_assemble_task(organization_id, kind, checksum)
+        async with self.backend.catalog.read() as tx:
+            task = await tx.tasks.get(organization_id, kind, checksum)
         if task is None:
             return None
         if task.state not in IN_PROGRESS and datetime.now(UTC) - task.date_updated > STATUS_TTL:
@@ -74,11 +76,12 @@ class Assembler:
         return task.state, task.detail
 
     async def start(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
-        await self.backend.store.set_assemble_task(organization_id, kind, checksum, "created", request=request)
+        await self._set(organization_id, kind, checksum, "created", request=request)
         self._spawn(organization_id, kind, checksum, request)
 
     async def resume(self) -> int:
-        unfinished = await self.backend.store.unfinished_assemble_tasks()
+        async with self.backend.catalog.read() as tx:
+            unfinished = await tx.tasks.unfinished()
         for organization_id, kind, checksum, request in unfinished:
             log.info("resuming the assembly of %s %s", kind, checksum)
             self._spawn(organization_id, kind, checksum, request)
@@ -120,10 +123,21 @@ class Assembler:
             await asyncio.wait([task], timeout=ASSEMBLE_WAIT_SECONDS)
         return await self.current_state(organization_id, kind, checksum)
 
+    async def _set(
+        self,
+        organization_id: int,
+        kind: str,
+        checksum: str,
+        state: str,
+        detail: str | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> None:
+        async with self.backend.catalog.write() as tx:
+            await tx.tasks.set(organization_id, kind, checksum, state, detail, request)
+
     async def _run(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
-        store = self.backend.store
         async with self._slots:
-            await store.set_assemble_task(organization_id, kind, checksum, "assembling")
+            await self._set(organization_id, kind, checksum, "assembling")
             try:
                 if kind == ARTIFACT_BUNDLE:
                     await self._artifact_bundle(organization_id, checksum, request)
@@ -131,27 +145,27 @@ class Assembler:
                     await self._release_bundle(organization_id, checksum, request)
             except BundleError as exc:
                 log.info("assembly of %s failed: %s", checksum, exc)
-                await store.set_assemble_task(organization_id, kind, checksum, "error", str(exc))
+                await self._set(organization_id, kind, checksum, "error", str(exc))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if is_disk_full(exc):
                     log.error("assembly of %s: disk full", checksum)
-                    await store.set_assemble_task(organization_id, kind, checksum, "error", "the server's disk is full")
+                    await self._set(organization_id, kind, checksum, "error", "the server's disk is full")
                     return
                 log.exception("assembly of %s crashed", checksum)
-                await store.set_assemble_task(organization_id, kind, checksum, "error", "internal server error")
+                await self._set(organization_id, kind, checksum, "error", "internal server error")
             else:
-                await store.set_assemble_task(organization_id, kind, checksum, "ok")
+                await self._set(organization_id, kind, checksum, "ok")
 
     async def _assembled_file(
         self, organization_id: int, checksum: str, chunks: list[str], name: str
     ) -> tuple[StagedBlob, StoredBlob]:
-        store = self.backend.store
-        # Only chunks this organization uploaded count (debug_files/upload.py find_missing_chunks).
-        if set(chunks) - await store.owned_chunks(organization_id, chunks):
-            raise BundleError(bundle_zip.NOT_ALL_CHUNKS)
-        sizes = await store.chunk_sizes(chunks)
+        async with self.backend.catalog.read() as tx:
+            # Only chunks this organization uploaded count (debug_files/upload.py find_missing_chunks).
+            if set(chunks) - await tx.chunks.owned(organization_id, chunks):
+                raise BundleError(bundle_zip.NOT_ALL_CHUNKS)
+            sizes = await tx.blobs.sizes(chunks)
         bundle_zip.check_total_size(name, sizes, chunks, self.limits.max_file_size)
         return await asyncio.to_thread(bundle_zip.concatenate, self.backend.blobstore, chunks, checksum)
 
@@ -172,12 +186,8 @@ class Assembler:
                 raise BundleError("uploading a bundle without debug ids or release is prohibited")
             if not members:
                 return  # Sentry discards a bundle with no artifacts.
-            to_commit = [(temp, blob), *((m.temp, m.file.blob) for m in bundle.members if m.temp is not None)]
-
-            async def commit() -> None:
-                await asyncio.to_thread(self.backend.blobstore.promote_many, to_commit)
-
-            saved = await self.backend.store.save_artifact_bundle(
+            saved = await save_artifact_bundle(
+                self.backend,
                 organization_id=organization_id,
                 bundle_id=bundle_zip.bundle_id_for(manifest, checksum),
                 bundle_blob=blob,
@@ -185,8 +195,7 @@ class Assembler:
                 dist=dist or None,
                 project_ids=request["projects"],
                 files=members,
-                commit_blobs=commit,
-                unlink_blobs=blob_unlinker(self.backend),
+                staged=_staged(temp, blob, bundle),
             )
             log.info("stored artifact bundle %s (%d files, release %r)", saved.bundle_id, saved.file_count, release)
         finally:
@@ -209,31 +218,23 @@ class Assembler:
                 index=True,
             )
             manifest = bundle.manifest
-            store = self.backend.store
-            org = await store.get_organization(str(request["organization"]))
-            if org is None or manifest.get("org") != org.slug:
-                raise BundleError("organization does not match uploaded bundle")
-            if manifest.get("release") != request["version"]:
-                raise BundleError("release does not match uploaded bundle")
-            release = await store.get_release(organization_id, request["version"])
+            async with self.backend.catalog.read() as tx:
+                org = await tx.organizations.get(str(request["organization"]))
+                if org is None or manifest.get("org") != org.slug:
+                    raise BundleError("organization does not match uploaded bundle")
+                if manifest.get("release") != request["version"]:
+                    raise BundleError("release does not match uploaded bundle")
+                release = await tx.releases.get(organization_id, request["version"])
             if release is None:
                 raise BundleError("release does not exist")
-            dist = _string(manifest.get("dist"))
-            files = [(m.file.url, sentry.release_file_ident(m.file.url, dist), m.file) for m in bundle.members]
-            to_commit = [(temp, blob), *((m.temp, m.file.blob) for m in bundle.members if m.temp is not None)]
-
-            async def commit() -> None:
-                await asyncio.to_thread(self.backend.blobstore.promote_many, to_commit)
-
             try:
-                await store.upsert_release_files(
-                    organization_id=organization_id,
-                    release_id=release.id,
-                    dist=dist,
+                await upsert_release_bundle(
+                    self.backend,
+                    release=release,
+                    dist=_string(manifest.get("dist")),
                     bundle_blob=blob,
-                    files=files,
-                    commit_blobs=commit,
-                    unlink_blobs=blob_unlinker(self.backend),
+                    files=[(m.file.url, m.file) for m in bundle.members],
+                    staged=_staged(temp, blob, bundle),
                 )
             except ReleaseGone:
                 raise BundleError("release does not exist") from None
@@ -243,6 +244,11 @@ class Assembler:
 
 def _string(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _staged(temp: StagedBlob, blob: StoredBlob, bundle: bundle_zip.Bundle) -> list[tuple[StagedBlob, StoredBlob]]:
+    """What an assembly puts into the blob store: the zip, and members extracted on their own."""
+    return [(temp, blob), *((m.temp, m.file.blob) for m in bundle.members if m.temp is not None)]
 
 
 def _discard_leftovers(temp: StagedBlob, bundle: bundle_zip.Bundle | None) -> None:
@@ -281,14 +287,14 @@ async def assemble_artifact_bundle(
     checksum: str = data["checksum"]
     chunks: list[str] = data["chunks"]
     # The question 3.x and 2.x with artifact_bundles_v2 ask first: exactly the chunks the org lacks.
-    missing = sorted(set(chunks) - await backend.store.owned_chunks(org.id, chunks))
-    if missing:
-        return _not_found(missing)
     version, dist = data.get("version"), data.get("dist")
-    stored = await backend.store.find_bundle_by_checksum(org.id, checksum)
-    if stored is not None and stored.release == (version or stored.release) and stored.dist == (dist or None):
-        linked = await backend.store.bundle_project_ids(stored.id)
-        if {p.id for p in projects} <= linked:
+    async with backend.catalog.read() as tx:
+        missing = sorted(set(chunks) - await tx.chunks.owned(org.id, chunks))
+        if missing:
+            return _not_found(missing)
+        stored = await tx.bundles.by_checksum(org.id, checksum)
+        same = stored is not None and stored.release == (version or stored.release) and stored.dist == (dist or None)
+        if same and stored and {p.id for p in projects} <= await tx.bundles.project_ids(stored.id):
             return _cached("ok", None)
     cached = await assembler.settled_state(org.id, ARTIFACT_BUNDLE, checksum)
     if cached is not None:

@@ -19,12 +19,12 @@ async def store_chunks(backend: Backend, org: Organization | None, org_ref: str,
         if not chunks:
             return
         org, _ = await provision(backend, org, org_ref)
-        pairs = [(c.temp, c.blob) for c in chunks]
-
-        async def commit() -> None:
-            await asyncio.to_thread(backend.blobstore.promote_many, pairs)
-
-        await backend.store.add_chunks(org.id, [c.blob for c in chunks], commit)
+        blobs = [c.blob for c in chunks]
+        async with backend.catalog.write() as tx:
+            # Bytes before rows, inside the transaction: no delete can free them in between.
+            await asyncio.to_thread(backend.blobstore.promote_many, [(c.temp, c.blob) for c in chunks])
+            await tx.blobs.add(blobs)
+            await tx.chunks.own(org.id, blobs)
     finally:
         leftovers = [c.temp for c in chunks if not c.temp.consumed]
         if leftovers:

@@ -1,26 +1,38 @@
-"""What the use cases work on: the configuration, the store and the blob store."""
+"""What the use cases work on: the configuration, the catalog, the blob store, and the group
+commit of uploads."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from ..config import Config
 from ..storage.blobs import BlobStore
-from ..storage.sqlite import Store, UnlinkBlobs
+from ..storage.catalog import Catalog, WriteTx
+from .upload_batch import UploadBatcher
 
 
-@dataclass(frozen=True, slots=True)
 class Backend:
-    """The server's state as the operations see it."""
+    """The server's state as the use cases see it (built once per app)."""
 
-    config: Config
-    store: Store
-    blobstore: BlobStore
+    __slots__ = ("blobstore", "catalog", "config", "uploads")
+
+    def __init__(self, config: Config, catalog: Catalog, blobstore: BlobStore) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.blobstore = blobstore
+        self.uploads = UploadBatcher(catalog)
 
 
-def blob_unlinker(backend: Backend) -> UnlinkBlobs:
-    async def unlink(sha1s: list[str]) -> None:
-        await asyncio.to_thread(backend.blobstore.delete, sha1s)
+def delete_after_commit(backend: Backend, tx: WriteTx, freed: Iterable[str]) -> None:
+    """Delete the bytes of blobs whose rows `tx` removed, once it has committed.
 
-    return unlink
+    A crash in between leaves unreferenced bytes, which the start-up sweep removes.
+    """
+    sha1s = list(freed)
+    if sha1s:
+
+        async def delete() -> None:
+            await asyncio.to_thread(backend.blobstore.delete, sha1s)
+
+        tx.after_commit(delete)

@@ -40,29 +40,29 @@ async def artifact_lookup(
 ) -> list[LookupHit]:
     """Bundles by debug id first; else bundles of the release (and those indexing the URL);
     with no bundle, release files whose name contains the URL."""
-    store = backend.store
     found: dict[int, str] = {}
-    if debug_id:
-        for bundle in await store.bundles_with_debug_id(org.id, project.id, debug_id):
-            found[bundle.id] = "debug-id"
-    if not found and version:
-        for bundle in await store.bundles_for_release(
-            org.id, project.id, version, dist, url=None, limit=MAX_BUNDLES_QUERY
-        ):
-            found[bundle.id] = "release"
-        if url:
-            for bundle in await store.bundles_for_release(
-                org.id, project.id, version, dist, url=url, limit=MAX_BUNDLES_QUERY
+    async with backend.catalog.read() as tx:
+        if debug_id:
+            for bundle in await tx.bundles.with_debug_id(org.id, project.id, debug_id):
+                found[bundle.id] = "debug-id"
+        if not found and version:
+            for bundle in await tx.bundles.for_release(
+                org.id, project.id, version, dist, url=None, limit=MAX_BUNDLES_QUERY
             ):
-                found[bundle.id] = "index"
-    hits = [LookupHit("artifact_bundle", pk, how) for pk, how in sorted(found.items())]
-    if not found and version and url:
-        # No bundle: Sentry falls back to individual release files whose name contains the URL.
-        release = await store.get_release(org.id, version)
-        if release is not None and await store.is_release_linked(release.id, project.id):
-            for f in await store.release_files_matching_url(release.id, url, MAX_RELEASEFILES_QUERY):
-                if dist is None or f.dist == dist:
-                    hits.append(LookupHit("release_file", f.id, "release-old", abs_path=f.name, headers=f.headers))
+                found[bundle.id] = "release"
+            if url:
+                for bundle in await tx.bundles.for_release(
+                    org.id, project.id, version, dist, url=url, limit=MAX_BUNDLES_QUERY
+                ):
+                    found[bundle.id] = "index"
+        hits = [LookupHit("artifact_bundle", pk, how) for pk, how in sorted(found.items())]
+        if not found and version and url:
+            # No bundle: Sentry falls back to individual release files whose name contains the URL.
+            release = await tx.releases.get(org.id, version)
+            if release is not None and await tx.releases.is_linked(release.id, project.id):
+                for f in await tx.files.matching_url(release.id, url, MAX_RELEASEFILES_QUERY):
+                    if dist is None or f.dist == dist:
+                        hits.append(LookupHit("release_file", f.id, "release-old", abs_path=f.name, headers=f.headers))
     return hits
 
 
@@ -70,16 +70,14 @@ async def lookup_download(backend: Backend, org: Organization, project: Project,
     """`artifact_bundle/<pk>` or `release_file/<pk>` of this project; Sentry's empty 404 else."""
     kind, _, raw_pk = target.partition("/")
     pk = sentry.parse_database_id(raw_pk) if raw_pk.isascii() and raw_pk.isdigit() else None
-    store = backend.store
-    if pk is not None and kind == "artifact_bundle":
-        bundle = await store.get_artifact_bundle_by_pk(org.id, project.id, pk)
-        if bundle is not None:
-            size = (await store.chunk_sizes([bundle.checksum]))[bundle.checksum]
-            return LookupDownload(bundle.checksum, size, f"artifact_bundle_{bundle.bundle_id}.zip", bundle.checksum)
-    if pk is not None and kind == "release_file":
-        release_file = await store.get_release_file_in_project(project.id, pk)
-        if release_file is not None:
-            return LookupDownload(
-                release_file.sha1, release_file.size, release_file.name, release_file.blob_sha1, release_file.zip_range
-            )
+    async with backend.catalog.read() as tx:
+        if pk is not None and kind == "artifact_bundle":
+            bundle = await tx.bundles.get_by_pk(org.id, project.id, pk)
+            if bundle is not None:
+                size = (await tx.blobs.sizes([bundle.checksum]))[bundle.checksum]
+                return LookupDownload(bundle.checksum, size, f"artifact_bundle_{bundle.bundle_id}.zip", bundle.checksum)
+        if pk is not None and kind == "release_file":
+            f = await tx.files.get_in_project(project.id, pk)
+            if f is not None:
+                return LookupDownload(f.sha1, f.size, f.name, f.blob_sha1, f.zip_range)
     raise NotFound(None)

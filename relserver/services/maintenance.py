@@ -9,17 +9,19 @@ from dataclasses import dataclass
 from ..models import CatalogCheck
 from ..storage import blobs
 from ..storage.blobs import BlobStore, SweepReport
-from ..storage.sqlite import Store
+from ..storage.catalog import Catalog
 
 
-async def sweep_leftovers(store: Store, blobstore: BlobStore) -> SweepReport:
+async def sweep_leftovers(catalog: Catalog, blobstore: BlobStore) -> SweepReport:
     """Prune unreferenced blob rows, then remove unreferenced blob files and stale temp files.
 
     Start-up and `relserver vacuum` run this, only while they hold the data dir's lock: with
     no other process on the data dir, every relserver temp file is a leftover of a crash and
     every unreferenced blob one of a delete interrupted mid-way (DESIGN invariants 1, 10).
     """
-    pruned, referenced = await store.prune_blob_rows()
+    async with catalog.write() as tx:
+        pruned = await tx.blobs.prune()
+        referenced = set(await tx.blobs.all())
     return await asyncio.to_thread(blobs.sweep, blobstore, referenced, blob_rows=pruned)
 
 
@@ -43,13 +45,13 @@ class DataDirCheck:
         return found
 
 
-async def check_data_dir(store: Store, blobstore: BlobStore) -> DataDirCheck:
+async def check_data_dir(catalog: Catalog, blobstore: BlobStore) -> DataDirCheck:
     """Read-only, so safe beside a running server: a blob row is written only after its bytes
     are in place, so a row without bytes is a real fault, never an upload in flight."""
-    catalog = await store.check()
+    found = await catalog.check()
     stored = await asyncio.to_thread(lambda: set(blobstore.iter_sha1s()))
     return DataDirCheck(
-        catalog=catalog,
-        missing_bytes=tuple(sorted(catalog.blob_rows - stored)),
-        unreferenced_bytes=len(stored - catalog.blob_rows),
+        catalog=found,
+        missing_bytes=tuple(sorted(found.blob_rows - stored)),
+        unreferenced_bytes=len(stored - found.blob_rows),
     )

@@ -4,14 +4,17 @@ artifact-bundle members as archive entries), detail, rename and deletes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from .. import sentry
 from ..errors import BadRequest, Conflict, NotFound
 from ..ingest.release_file import UploadForm
-from ..models import BundleFile, Organization, Project, Release, ReleaseFile, StoredBlob
-from ..storage.sqlite import DuplicateReleaseFile, ReleaseGone
-from .context import Backend, blob_unlinker
+from ..models import BundleFile, NewBundleFile, Organization, Project, Release, ReleaseFile, StoredBlob
+from ..storage.blobs import StagedBlob
+from ..storage.catalog import DuplicateReleaseFile, NewReleaseFile, ReadTx, ReleaseGone
+from ..storage.sql.dialect import ts, utcnow
+from .context import Backend, delete_after_commit
 
 
 async def upload_release_file(backend: Backend, org: Organization, release: Release, form: UploadForm) -> ReleaseFile:
@@ -33,7 +36,7 @@ async def upload_release_file(backend: Backend, org: Organization, release: Rele
         return await asyncio.to_thread(upload.content.store, backend.blobstore)
 
     try:
-        return await backend.store.insert_release_file(
+        return await backend.uploads.add(
             organization_id=org.id,
             release_id=release.id,
             name=full_name,
@@ -64,26 +67,26 @@ async def list_release_files(
     release (as Sentry appends its release-archive entries after the classic files). The
     classic rows are counted only when a page reaches past them.
     """
-    store = backend.store
     wanted = page.limit + 1
-    classic = await store.list_release_files(
-        release.id, offset=page.offset, limit=wanted, queries=queries, checksums=checksums
-    )
-    found: list[ReleaseFile | BundleFile] = list(classic)
-    if len(found) < wanted:
-        if classic:
-            archive_offset = 0
-        else:
-            classic_total = await store.count_release_files_matching(release.id, queries=queries, checksums=checksums)
-            archive_offset = page.offset - classic_total
-        found += await store.list_archive_entries(
-            org.id,
-            release.version,
-            offset=archive_offset,
-            limit=wanted - len(found),
-            queries=queries,
-            checksums=checksums,
+    async with backend.catalog.read() as tx:
+        classic = await tx.files.page(
+            release.id, offset=page.offset, limit=wanted, queries=queries, checksums=checksums
         )
+        found: list[ReleaseFile | BundleFile] = list(classic)
+        if len(found) < wanted:
+            if classic:
+                archive_offset = 0
+            else:
+                classic_total = await tx.files.count(release.id, queries=queries, checksums=checksums)
+                archive_offset = page.offset - classic_total
+            found += await tx.archive.page(
+                org.id,
+                release.version,
+                offset=archive_offset,
+                limit=wanted - len(found),
+                queries=queries,
+                checksums=checksums,
+            )
     return found[: page.limit], len(found) > page.limit
 
 
@@ -97,7 +100,8 @@ async def get_release_file(backend: Backend, release: Release, raw_id: str) -> R
     file_id = sentry.decode_file_id(raw_id)
     if not isinstance(file_id, int):
         raise NotFound()
-    release_file = await backend.store.get_release_file(release.id, file_id)
+    async with backend.catalog.read() as tx:
+        release_file = await tx.files.get(release.id, file_id)
     if release_file is None:
         raise NotFound()
     return release_file
@@ -110,10 +114,10 @@ async def get_any_release_file(
     file_id = sentry.decode_file_id(raw_id)
     if not isinstance(file_id, sentry.ArchiveEntryId):
         return await get_release_file(backend, release, raw_id)
-    store = backend.store
-    if file_id.dist is not None and not await store.release_has_dist(org.id, release.id, release.version, file_id.dist):
-        raise NotFound()
-    entry = await store.get_archive_entry(org.id, release.version, file_id.dist, file_id.url)
+    async with backend.catalog.read() as tx:
+        if file_id.dist is not None and not await _release_has_dist(tx, org, release, file_id.dist):
+            raise NotFound()
+        entry = await tx.archive.get(org.id, release.version, file_id.dist, file_id.url)
     if entry is None:
         raise NotFound()
     return entry
@@ -129,12 +133,15 @@ async def rename_release_file(backend: Backend, release: Release, raw_id: str, d
     await get_release_file(backend, release, raw_id)
     name = sentry.validate_rename(sentry.expect_object(data))
     try:
-        found = await backend.store.rename_release_file(release.id, file_id, name, sentry.release_file_ident)
+        async with backend.catalog.write() as tx:
+            found, dist = await tx.files.dist_of(release.id, file_id)
+            if not found:
+                raise NotFound()
+            # The ident follows the new name and the file's own dist.
+            await tx.files.rename(file_id, name, sentry.release_file_ident(name, dist))
     except DuplicateReleaseFile:
         # Sentry lets the unique constraint surface as a 500 here; the upload's 409 says what happened.
         raise Conflict(sentry.FILE_EXISTS) from None
-    if not found:
-        raise NotFound()
     return await get_release_file(backend, release, raw_id)
 
 
@@ -142,21 +149,19 @@ async def delete_release_file(backend: Backend, org: Organization, release: Rele
     file_id = sentry.decode_file_id(raw_id)
     if file_id is None:
         raise NotFound()
-    store = backend.store
-    if isinstance(file_id, sentry.ArchiveEntryId):
-        if file_id.dist is not None and not await store.release_has_dist(
-            org.id, release.id, release.version, file_id.dist
-        ):
-            raise NotFound()
-        removed = await store.delete_archive_entries(
-            org.id, release.version, file_id.dist, file_id.url, blob_unlinker(backend)
-        )
-        if not removed:
-            # No bundle of the release holds this URL: Sentry answers with an empty body.
-            raise NotFound(None)
-        return
-    if not await store.delete_release_file(release.id, file_id, blob_unlinker(backend)):
-        raise NotFound()
+    async with backend.catalog.write() as tx:
+        if isinstance(file_id, sentry.ArchiveEntryId):
+            if file_id.dist is not None and not await _release_has_dist(tx, org, release, file_id.dist):
+                raise NotFound()
+            removed, candidates = await tx.archive.remove(org.id, release.version, file_id.dist, file_id.url)
+            if not removed:
+                # No bundle of the release holds this URL: Sentry answers with an empty body.
+                raise NotFound(None)
+        else:
+            candidates = set(await tx.files.blobs_of(release.id, file_id))
+            if not await tx.files.delete(release.id, file_id):
+                raise NotFound()
+        delete_after_commit(backend, tx, await tx.blobs.free(candidates))
 
 
 async def delete_all_release_files(backend: Backend, org: Organization, project: Project | None, version: str) -> None:
@@ -167,8 +172,66 @@ async def delete_all_release_files(backend: Backend, org: Organization, project:
     """
     if not version:
         raise NotFound(None)
-    release = await backend.store.get_release(org.id, version)
-    linked = release is not None and (project is None or await backend.store.is_release_linked(release.id, project.id))
-    if release is None or not linked:
-        raise NotFound("The provided release does not exist")
-    await backend.store.delete_release_files(release, blob_unlinker(backend))
+    async with backend.catalog.write() as tx:
+        release = await tx.releases.get(org.id, version)
+        linked = release is not None and (project is None or await tx.releases.is_linked(release.id, project.id))
+        if release is None or not linked:
+            raise NotFound("The provided release does not exist")
+        # The bundles go whole, so their own listing never shows an emptied bundle.
+        bundles = await tx.bundles.of_release(org.id, release.version)
+        candidates = [*await tx.files.blobs_of(release.id), *(b.checksum for b in bundles)]
+        for bundle in bundles:
+            candidates += await tx.bundles.member_blobs(bundle.id)
+            await tx.bundles.delete(bundle.id)
+        await tx.files.delete(release.id)
+        delete_after_commit(backend, tx, await tx.blobs.free(candidates))
+
+
+async def _release_has_dist(tx: ReadTx, org: Organization, release: Release, dist: str) -> bool:
+    """A dist exists for a release when a file or a bundle names it."""
+    return await tx.files.dist_exists(release.id, dist) or await tx.bundles.has_dist(org.id, release.version, dist)
+
+
+async def upsert_release_bundle(
+    backend: Backend,
+    *,
+    release: Release,
+    dist: str | None,
+    bundle_blob: StoredBlob,
+    files: Sequence[tuple[str, NewBundleFile]],
+    staged: Sequence[tuple[StagedBlob, StoredBlob]],
+) -> None:
+    """A release bundle's (name, member) pairs as release files: existing ones get the new
+    content, the rest are created (Sentry's assembly before release archives, tasks/assemble.py:
+    no 409). Raises ReleaseGone, before any blob is stored, if the release went meanwhile.
+
+    A member with a `zip_range` is read from the bundle's zip, `bundle_blob`; one without has
+    its own blob (DESIGN D9)."""
+    now = ts(utcnow())
+    assert now is not None
+    async with backend.catalog.write() as tx:
+        await tx.releases.require(release.id)
+        await asyncio.to_thread(backend.blobstore.promote_many, list(staged))
+        dist_id = await tx.files.ensure_dist(release.id, dist, now) if dist else None
+        await tx.blobs.add([bundle_blob, *(m.blob for _, m in files if m.zip_range is None)])
+        # The zip stays a blob only while a file reads from it (an all-extracted one goes).
+        candidates = [bundle_blob.sha1]
+        for name, member in files:
+            old = await tx.files.upsert(
+                NewReleaseFile(
+                    organization_id=release.organization_id,
+                    release_id=release.id,
+                    dist_id=dist_id,
+                    name=name,
+                    ident=sentry.release_file_ident(name, dist),
+                    headers=member.headers,
+                    sha1=member.blob.sha1,
+                    size=member.blob.size,
+                    blob_sha1=bundle_blob.sha1 if member.zip_range else member.blob.sha1,
+                    date_created=now,
+                    zip_range=member.zip_range,
+                )
+            )
+            if old is not None:
+                candidates.append(old)
+        delete_after_commit(backend, tx, await tx.blobs.free(candidates))

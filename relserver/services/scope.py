@@ -29,7 +29,8 @@ async def find_organization(
     once everything else about them has been checked, so a GET or a failed request never
     leaves an organization behind.
     """
-    org = await backend.store.get_organization(ref)
+    async with backend.catalog.read() as tx:
+        org = await tx.organizations.get(ref)
     if org is not None:
         check_organization(token, org.slug)
         return org
@@ -50,7 +51,8 @@ async def find_project(
     backend: Backend, org: Organization | None, ref: str, *, creatable: bool = False
 ) -> Project | None:
     """The project named in the path, 404 if unknown; None when a creating request may create it."""
-    project = await backend.store.get_project(org.id, ref) if org is not None else None
+    async with backend.catalog.read() as tx:
+        project = await tx.projects.get(org.id, ref) if org is not None else None
     if project is not None:
         return project
     if creatable and backend.config.auto_create and sentry.is_valid_project_slug(ref):
@@ -69,7 +71,8 @@ async def provision(
     if org is None:
         if not all(sentry.is_valid_project_slug(ref) for ref in project_refs):
             raise BadRequest({"projects": [INVALID_PROJECTS]})
-        org = await backend.store.ensure_organization(org_ref)
+        async with backend.catalog.write() as tx:
+            org = await tx.organizations.ensure(org_ref)
         log.info("created organization %r on first use", org.slug)
     projects = await resolve_release_projects(backend, org, list(project_refs)) if project_refs else []
     return org, projects
@@ -79,7 +82,8 @@ async def find_release_scope(
     backend: Backend, token: Token, org_ref: str, project_ref: str | None, version: str
 ) -> tuple[Organization, Release] | None:
     """The common case in one query: everything exists. None sends callers the long way."""
-    found = await backend.store.lookup_release_scope(org_ref, project_ref, version)
+    async with backend.catalog.read() as tx:
+        found = await tx.releases.scope(org_ref, project_ref, version)
     if found is None:
         return None
     org, project, release, linked = found
@@ -100,7 +104,8 @@ async def resolve_release_projects(backend: Backend, org: Organization, refs: li
     found: dict[str, Project] = {}
     missing = []
     for ref in dict.fromkeys(refs):
-        project = await backend.store.get_project(org.id, ref)
+        async with backend.catalog.read() as tx:
+            project = await tx.projects.get(org.id, ref)
         if project is not None:
             found[ref] = project
         elif backend.config.auto_create and sentry.is_valid_project_slug(ref):
@@ -108,7 +113,9 @@ async def resolve_release_projects(backend: Backend, org: Organization, refs: li
         else:
             raise BadRequest({"projects": [INVALID_PROJECTS]})
     if missing:
-        for project in await backend.store.ensure_projects(org.id, missing):
+        async with backend.catalog.write() as wtx:
+            created = await wtx.projects.ensure(org.id, missing)
+        for project in created:
             found[project.slug] = project
             log.info("created project %r in %r on first use", project.slug, org.slug)
     return [found[ref] for ref in dict.fromkeys(refs)]
@@ -116,11 +123,12 @@ async def resolve_release_projects(backend: Backend, org: Organization, refs: li
 
 async def get_release(backend: Backend, org: Organization, version: str, project: Project | None = None) -> Release:
     """A release by version; at project scope it must also be linked to that project."""
-    release = await backend.store.get_release(org.id, version)
-    if release is None:
-        raise NotFound()
-    if project is not None and not await backend.store.is_release_linked(release.id, project.id):
-        raise NotFound()
+    async with backend.catalog.read() as tx:
+        release = await tx.releases.get(org.id, version)
+        if release is None:
+            raise NotFound()
+        if project is not None and not await tx.releases.is_linked(release.id, project.id):
+            raise NotFound()
     return release
 
 
@@ -129,7 +137,8 @@ async def requested_projects(backend: Backend, org: Organization, project_ids: s
     every requested id must be a project of the organization (else 403); -1 alone means all."""
     if not project_ids or project_ids == sentry.ALL_ACCESS_PROJECTS:
         return []
-    known = {p.id for p in await backend.store.list_projects(org.id)}
+    async with backend.catalog.read() as tx:
+        known = {p.id for p in await tx.projects.of_organization(org.id)}
     if not project_ids <= known:
         raise PermissionDenied()
     return sorted(project_ids)

@@ -10,36 +10,37 @@ from pathlib import Path
 from .. import auth
 from ..config import Config
 from ..models import Token
-from ..storage.sqlite import Store
+from ..storage.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
 
-async def bootstrap_tokens(store: Store, config: Config) -> str | None:
+async def bootstrap_tokens(catalog: Catalog, config: Config) -> str | None:
     """Register the pinned token, and mint an admin token on a first start (DESIGN D2).
 
     Returns the newly minted token (to be shown once), or None.
     """
-    if config.token:
-        await store.insert_token(
-            token_hash=auth.hash_token(config.token),
-            label="pinned (--token / RELSERVER_TOKEN)",
+    async with catalog.write() as tx:
+        if config.token:
+            await tx.tokens.insert(
+                token_hash=auth.hash_token(config.token),
+                label="pinned (--token / RELSERVER_TOKEN)",
+                scopes=auth.ADMIN_SCOPES,
+                organization=None,
+                kind=auth.token_kind(config.token),
+                last_characters=config.token[-4:],
+            )
+        if await tx.tokens.count():
+            return None
+        token = auth.new_user_token()
+        await tx.tokens.insert(
+            token_hash=auth.hash_token(token),
+            label="admin (created on first start)",
             scopes=auth.ADMIN_SCOPES,
             organization=None,
-            kind=auth.token_kind(config.token),
-            last_characters=config.token[-4:],
+            kind="user",
+            last_characters=token[-4:],
         )
-    if await store.count_tokens():
-        return None
-    token = auth.new_user_token()
-    await store.insert_token(
-        token_hash=auth.hash_token(token),
-        label="admin (created on first start)",
-        scopes=auth.ADMIN_SCOPES,
-        organization=None,
-        kind="user",
-        last_characters=token[-4:],
-    )
     await asyncio.to_thread(write_secret_file, config.admin_token_path, token)
     log.info("created the admin token; it is in %s", config.admin_token_path)
     return token
@@ -53,6 +54,7 @@ def write_secret_file(path: Path, content: str) -> None:
     os.chmod(path, 0o600)
 
 
-async def token_for(store: Store, raw: str) -> Token | None:
+async def token_for(catalog: Catalog, raw: str) -> Token | None:
     """The stored token a bearer token names (found by its hash), revoked or not."""
-    return await store.get_token(auth.hash_token(raw))
+    async with catalog.read() as tx:
+        return await tx.tokens.get(auth.hash_token(raw))

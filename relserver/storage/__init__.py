@@ -1,7 +1,8 @@
-"""The two storage seams (DESIGN D8): the blob store (bytes, `storage.blobs`) and the catalog
-(metadata). Nothing here knows HTTP or Sentry's wire format.
+"""The two storage seams (DESIGN D8). Nothing here knows HTTP or Sentry's wire format.
 
-The blob store is an interface with its disk engine (`storage.blobs`). The catalog's SQLite
-engine is `storage.sqlite`, one `Store` class until it is split into units of work carrying
-per-aggregate repositories; every SQL statement relserver runs is there.
+- `storage.catalog`: metadata as units of work (read and write transactions carrying one
+  repository per aggregate); the SQLite engine is `storage.sql.sqlite`, and every SQL statement
+  relserver runs is in `storage.sql`.
+- `storage.blobs`: bytes by sha1, with no paths in the interface; the disk engine is
+  `storage.blobs.disk`.
 """

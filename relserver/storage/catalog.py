@@ -1,0 +1,46 @@
+"""The catalog seam (DESIGN D8): metadata in units of work.
+
+`read()` and `write()` each give a transaction carrying one small repository per aggregate
+(`storage.sql.repos`); a use case that spans several statements runs them in one transaction.
+A write transaction takes `after_commit` callbacks (deleting freed blobs, say), which run only
+once its rows are durable. Engines: SQLite (`storage.sql.sqlite`); the repositories' SQL is
+shared by every SQL engine, which brings its own connections, dialect and migrations.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from ..models import CatalogCheck
+from .sql.dialect import UniqueViolation
+from .sql.repos import DuplicateReleaseFile, NewReleaseFile, ReadTx, ReleaseGone, WriteTx
+
+__all__ = [
+    "Catalog",
+    "DuplicateReleaseFile",
+    "NewReleaseFile",
+    "ReadTx",
+    "ReleaseGone",
+    "UniqueViolation",
+    "WriteTx",
+]
+
+
+class Catalog(Protocol):
+    """Where metadata lives. Opened by its engine; every method is safe to call concurrently."""
+
+    def read(self) -> AbstractAsyncContextManager[ReadTx]:
+        """Reads; may run beside writes and sees only committed rows."""
+        ...
+
+    def write(self) -> AbstractAsyncContextManager[WriteTx]:
+        """A transaction that commits when the block ends and rolls back when it raises;
+        then its after-commit callbacks run."""
+        ...
+
+    async def check(self) -> CatalogCheck:
+        """The catalog's own consistency, read-only (`relserver check`)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""The catalog's SQL engines: repositories written once (`repos`), a dialect per engine."""

@@ -1,0 +1,72 @@
+"""The repositories, SQL written once per aggregate, and the transaction objects carrying them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..dialect import Db
+from .archive import ArchiveEntries
+from .blobs import BlobRows
+from .bundles import BundleMembers, Bundles
+from .chunks import AssembleTasks, Chunks
+from .files import DuplicateReleaseFile, NewReleaseFile, ReleaseFiles
+from .orgs import Organizations, Projects
+from .releases import Deploys, ReleaseGone, Releases
+from .tokens import Tokens
+
+__all__ = ["DuplicateReleaseFile", "NewReleaseFile", "ReadTx", "ReleaseGone", "WriteTx"]
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class ReadTx:
+    """One transaction's view of the catalog: a repository per aggregate."""
+
+    __slots__ = (
+        "archive",
+        "blobs",
+        "bundles",
+        "chunks",
+        "deploys",
+        "files",
+        "members",
+        "organizations",
+        "projects",
+        "releases",
+        "tasks",
+        "tokens",
+    )
+
+    def __init__(self, db: Db) -> None:
+        self.organizations = Organizations(db)
+        self.projects = Projects(db)
+        self.releases = Releases(db)
+        self.deploys = Deploys(db)
+        self.files = ReleaseFiles(db)
+        self.archive = ArchiveEntries(db)
+        self.bundles = Bundles(db)
+        self.members = BundleMembers(db)
+        self.chunks = Chunks(db)
+        self.tasks = AssembleTasks(db)
+        self.tokens = Tokens(db)
+        self.blobs = BlobRows(db)
+
+
+class WriteTx(ReadTx):
+    """A write transaction; `after_commit` callbacks run once it has committed (never after
+    a rollback), in the order given."""
+
+    __slots__ = ("_after_commit",)
+
+    def __init__(self, db: Db) -> None:
+        super().__init__(db)
+        self._after_commit: list[AfterCommit] = []
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        self._after_commit.append(callback)
+
+    async def run_after_commit(self) -> None:
+        """For the engine: run the callbacks (each one's failure stops the rest, as a raise)."""
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            await callback()
