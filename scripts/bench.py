@@ -19,6 +19,10 @@ Measurements (targets in brackets, relserver / baseline or floor):
                                                                              [wall <= 1.2x the floor's,
                                                                               CPU per MB as in build]
   download  1 GiB download against aiohttp's FileResponse                    [>= 0.9]
+  member    a 256 MiB script, deflated (about 3.3:1) in an artifact bundle uploaded by chunk
+            upload and assemble as sentry-cli 3.x does, downloaded as a release file: MB/s of the
+            inflated bytes against the same bytes stored as a plain release file, relserver's
+            peak RSS over idle while the member streams                      [<= 32 MiB growth]
 
 Each figure is the median of --runs runs; a ratio is the median of the runs' own ratios.
 --quick shrinks every size for a smoke test. With --write, a run of some of the benchmarks
@@ -29,20 +33,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
+import random
 import re
 import resource
 import secrets
 import shutil
 import signal
 import statistics
+import string
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -570,6 +579,167 @@ def bench_download(work: Path, size: int, runs: int) -> dict[str, Any]:
     return {"relserver_mb_s": rel, "baseline_mb_s": base_rate, "ratio": rel / base_rate}
 
 
+# --- 6. a deflated bundle member ----------------------------------------------------------
+
+MEMBER_URL = "~/big.js"
+PLAIN_URL = "~/plain.js"
+ORG_API = "/api/0/organizations/acme"
+
+
+def make_script(path: Path, size: int) -> str:
+    """`size` bytes of script-like lines, random words from a fixed seed (deflate: about 3.3:1); their sha1."""
+    rng = random.Random(1234)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 10))) for _ in range(512)]
+    digest = hashlib.sha1()
+    written = 0
+    with path.open("wb") as out:
+        while written < size:
+            block = "".join(
+                f'var {"_".join(rng.choices(words, k=2))} = "{" ".join(rng.choices(words, k=12))}";\n'
+                for _ in range(10_000)
+            ).encode()[: size - written]
+            out.write(block)
+            digest.update(block)
+            written += len(block)
+    return digest.hexdigest()
+
+
+def make_bundle(path: Path, script: Path, version: str) -> None:
+    """`SYSB` + u32le(2) + a zip of the script (deflated) and manifest.json, as sentry-cli writes one."""
+    manifest = {
+        "org": "acme",
+        "release": version,
+        "files": {"files/_/_/big.js": {"url": MEMBER_URL, "type": "minified_source"}},
+    }
+    archive_path = path.with_name(path.name + ".zip")
+    with zipfile.ZipFile(archive_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with script.open("rb") as src, archive.open("files/_/_/big.js", "w", force_zip64=True) as dst:
+            shutil.copyfileobj(src, dst, MiB)
+        archive.writestr("manifest.json", json.dumps(manifest))
+    with path.open("wb") as out, archive_path.open("rb") as src:
+        out.write(b"SYSB" + struct.pack("<I", 2))
+        shutil.copyfileobj(src, out, MiB)
+    archive_path.unlink()
+
+
+def read_chunks(path: Path, size: int) -> Iterator[bytes]:
+    with path.open("rb") as src:
+        while chunk := src.read(size):
+            yield chunk
+
+
+async def upload_bundle(url: str, bundle: Path, version: str) -> None:
+    """What sentry-cli 3.x does: read the chunk-upload options, ask assemble which chunks are
+    missing, send those in requests within the advertised limits, then poll assemble until ok."""
+    async with aiohttp.ClientSession(url, headers=AUTH, timeout=aiohttp.ClientTimeout(total=None)) as session:
+        async with session.get(f"{ORG_API}/chunk-upload/") as resp:
+            assert resp.status == 200, await resp.text()
+            options = await resp.json()
+        chunk_size = options["chunkSize"]
+        per_request = min(options["chunksPerRequest"], max(1, (options["maxRequestSize"] - MiB) // chunk_size))
+        checksums = [hashlib.sha1(c).hexdigest() for c in read_chunks(bundle, chunk_size)]
+        whole = hashlib.sha1()
+        for chunk in read_chunks(bundle, chunk_size):
+            whole.update(chunk)
+        body = {"checksum": whole.hexdigest(), "chunks": checksums, "projects": ["web"], "version": version}
+        async with session.post(f"{ORG_API}/artifactbundle/assemble/", json=body) as resp:
+            assert resp.status == 200, await resp.text()
+            missing = set((await resp.json())["missingChunks"])
+        batch: list[tuple[str, bytes]] = []
+        for i, (checksum, chunk) in enumerate(zip(checksums, read_chunks(bundle, chunk_size), strict=True)):
+            if checksum in missing:
+                batch.append((checksum, chunk))
+            if batch and (len(batch) == per_request or i == len(checksums) - 1):
+                form = aiohttp.FormData(quote_fields=False)
+                for name, data in batch:
+                    form.add_field("file", data, filename=name, content_type="application/octet-stream")
+                async with session.post(f"{ORG_API}/chunk-upload/", data=form) as resp:
+                    assert resp.status == 200, await resp.text()
+                batch = []
+        deadline = time.monotonic() + 600
+        while True:
+            async with session.post(f"{ORG_API}/artifactbundle/assemble/", json=body) as resp:
+                assert resp.status == 200, await resp.text()
+                answer = await resp.json()
+            if answer["state"] == "ok":
+                return
+            if answer["state"] in ("error", "not_found") or time.monotonic() > deadline:
+                raise RuntimeError(f"assemble: {answer}")
+            await asyncio.sleep(0.2)
+
+
+async def file_body(head: bytes, path: Path) -> AsyncIterator[bytes]:
+    yield head
+    with path.open("rb") as src:
+        while piece := src.read(MiB):
+            yield piece
+    yield TAIL
+
+
+async def upload_plain(url: str, version: str, script: Path) -> dict[str, Any]:
+    async with aiohttp.ClientSession(url, headers=AUTH, timeout=aiohttp.ClientTimeout(total=None)) as session:
+        head = multipart_head("plain.js", {"name": PLAIN_URL})
+        resp = await session.post(
+            f"/api/0/projects/acme/web/releases/{version}/files/", data=file_body(head, script), headers=CONTENT_TYPE
+        )
+        body: dict[str, Any] = await resp.json()
+        assert resp.status == 201, body
+    return body
+
+
+async def release_files(url: str, version: str) -> dict[str, dict[str, Any]]:
+    async with aiohttp.ClientSession(url, headers=AUTH) as session:
+        resp = await session.get(f"/api/0/projects/acme/web/releases/{version}/files/")
+        assert resp.status == 200, await resp.text()
+        return {f["name"]: f for f in await resp.json()}
+
+
+async def downloaded_sha1(url: str, path: str) -> str:
+    digest = hashlib.sha1()
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(url, headers=AUTH, timeout=timeout) as session, session.get(path) as resp:
+        assert resp.status == 200
+        async for piece in resp.content.iter_chunked(4 * MiB):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def bench_member(work: Path, size: int, runs: int) -> dict[str, Any]:
+    work.mkdir(parents=True)
+    script, bundle = work / "big.js", work / "bundle"
+    sha1 = make_script(script, size)
+    make_bundle(bundle, script, "member")
+    deflated = bundle.stat().st_size
+    with relserver(work / "rel", "--no-fsync") as server:
+        asyncio.run(create_release(server.url, "member"))
+        asyncio.run(upload_bundle(server.url, bundle, "member"))
+        plain_id = asyncio.run(upload_plain(server.url, "member", script))["id"]
+        files = asyncio.run(release_files(server.url, "member"))
+        member = files[MEMBER_URL]
+        assert (member["size"], member["sha1"]) == (size, sha1), member
+        base = "/api/0/projects/acme/web/releases/member/files"
+        member_path, plain_path = f"{base}/{member['id']}/?download=1", f"{base}/{plain_id}/?download=1"
+        for path in (member_path, plain_path):
+            assert asyncio.run(downloaded_sha1(server.url, path)) == sha1, path
+        member_times, plain_times, growth = [], [], []
+        for _ in range(runs):
+            idle = server.rss()
+            with PeakRss(server) as peak:
+                member_times.append(asyncio.run(timed_download(server.url, member_path, AUTH)))
+            growth.append(peak.peak - idle)
+            plain_times.append(asyncio.run(timed_download(server.url, plain_path, AUTH)))
+    member_rate = size / statistics.median(member_times) / MiB
+    return {
+        "member_mb": size / MiB,
+        "deflated_mb": deflated / MiB,
+        "member_mb_s": member_rate,
+        "plain_mb_s": size / statistics.median(plain_times) / MiB,
+        "ratio": statistics.median(p / m for m, p in zip(member_times, plain_times, strict=True)),
+        "rss_growth_mib": statistics.median(growth) / MiB,
+        "rss_growth_max_mib": max(growth) / MiB,
+    }
+
+
 # --- report -------------------------------------------------------------------------------
 
 
@@ -587,7 +757,7 @@ def machine() -> dict[str, str]:
 NOTES_HEADING = "## Reading the figures"
 # What a plain run (and `make bench`) measures; the big build (section build_N) takes
 # minutes and is asked for with --big-build.
-BENCHMARKS = ("large", "small", "listing", "build", "download")
+BENCHMARKS = ("large", "small", "listing", "build", "download", "member")
 
 
 def render_section(name: str, values: dict[str, Any], note: str | None = None) -> list[str]:
@@ -665,6 +835,7 @@ def main() -> int:
             "build": lambda: bench_build(work / "build", 200 if quick else args.build_modules, args.runs),
             big: lambda: bench_build(work / big, big_modules, args.big_runs, profile=False),
             "download": lambda: bench_download(work / "download", (64 if quick else 1024) * MiB, args.runs),
+            "member": lambda: bench_member(work / "member", (32 if quick else 256) * MiB, args.runs),
         }
         for name in wanted:
             print(f"== {name}", file=sys.stderr, flush=True)
