@@ -130,6 +130,9 @@ def read_bundle(
     with archive, path.open("rb") as raw:
         manifest = _read_manifest(archive, bad_manifest)
         entries = _manifest_entries(manifest, url_required=url_required)
+        # The file table now lives in `entries` (and soon the members); a 40 000-file build's
+        # table is tens of MiB of dicts that would otherwise stay alive until the rows are written.
+        manifest.pop("files", None)
         infos = _checked_infos(archive, entries, limits, invalid)
         # Small stored or deflated members are indexed in parallel; the rest go one by one.
         indexed = _index_small(raw, [i for i in infos if _is_small(i)], invalid) if index else {}

@@ -42,7 +42,10 @@ class Db(Protocol):
         """Execute; the number of rows changed."""
         ...
 
-    async def run_many(self, sql: str, params: Sequence[Params]) -> None: ...
+    async def run_many(self, sql: str, params: Iterable[Params]) -> None:
+        """Execute once per parameter set; an iterator is consumed lazily, so a large batch
+        never exists as a list of parameter sets."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

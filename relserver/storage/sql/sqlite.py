@@ -15,7 +15,7 @@ import asyncio
 import errno
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -87,9 +87,7 @@ class SqliteDb:
             _translate(exc)
         return int(cursor.rowcount)
 
-    async def run_many(self, sql: str, params: Sequence[Params]) -> None:
-        if not params:
-            return
+    async def run_many(self, sql: str, params: Iterable[Params]) -> None:
         try:
             await self.conn.executemany(sql, params)
         except sqlite3.Error as exc:

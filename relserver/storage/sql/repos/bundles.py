@@ -224,7 +224,7 @@ class Bundles:
             " debug_id, blob_sha1, sha1, size, data_offset, compressed_size, compression, crc)"
             " VALUES (:pk, :path, :url, :folded, :type, :headers, :debug_id, :blob, :sha1, :size, :data_offset,"
             " :compressed_size, :compression, :crc)",
-            [
+            (
                 {
                     "pk": pk,
                     "path": f.path,
@@ -239,7 +239,7 @@ class Bundles:
                     **zip_range_params(f.zip_range),
                 }
                 for f in files
-            ],
+            ),
         )
         await self.db.run(
             "UPDATE artifact_bundles SET file_count = file_count + :n WHERE id = :pk", {"pk": pk, "n": len(files)}
