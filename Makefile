@@ -38,9 +38,9 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 # System programs the suite runs (the README's curl quick start, mount for the full-disk and
-# read-only tests). Debian's images carry them; where one is missing and we are root, apt-get
+# read-only tests, PostgreSQL for the catalog's second engine). Debian's images carry them; where one is missing and we are root, apt-get
 # installs it; elsewhere the tests that need it skip (and fail under CI).
-SYSTEM_DEPS := curl:curl mount:mount
+SYSTEM_DEPS := curl:curl mount:mount pg_ctlcluster:postgresql
 
 system-deps:
 	@for dep in $(SYSTEM_DEPS); do \
@@ -51,8 +51,13 @@ system-deps:
 		fi; \
 	done
 
+# The API suite's core again, on the PostgreSQL catalog (a throwaway cluster the suite starts).
+PG_SUITE := tests/test_upload.py tests/test_files_api.py tests/test_releases_api.py tests/test_releases.py \
+	tests/test_chunks.py tests/test_assembly.py tests/test_bundles_api.py tests/test_bundle_index.py tests/test_auth.py
+
 test: lint typecheck system-deps
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --catalog postgres $(PG_SUITE)
 
 fmt: $(VENV)/.installed-test
 	$(BIN)/ruff format relserver tests scripts

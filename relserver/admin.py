@@ -15,14 +15,14 @@ from .config import (
     Config,
 )
 from .datadir import DataDirError, DataDirInUse, DataDirLock
+from .storage import catalog_for
 from .storage.blobs.disk import DiskBlobStore
 from .storage.catalog import Catalog
-from .storage.sql.sqlite import SqliteCatalog
 
 
 def run_admin_command(args: argparse.Namespace) -> int:
     """token, project and vacuum. Reading commands never create a data dir or a database."""
-    config = Config(data_dir=args.data_dir)
+    config = Config(data_dir=args.data_dir, database_url=args.database_url)
     if args.command == "vacuum":
         _require_database(config)
         return asyncio.run(_vacuum(config))
@@ -39,14 +39,16 @@ def run_admin_command(args: argparse.Namespace) -> int:
 def _require_database(config: Config) -> None:
     if not config.data_dir.is_dir():
         raise DataDirError(f"no data dir at {config.data_dir} (give --data-dir, or start `relserver serve` once)")
-    if not config.db_path.is_file():
+    if not config.database_url and not config.db_path.is_file():
         raise DataDirError(f"no relserver database in {config.data_dir} (give --data-dir the server's data dir)")
 
 
 async def _store_command(config: Config, args: argparse.Namespace) -> int:
     # Token and project commands are one short transaction each: safe beside a running server
     # (WAL, and the busy timeout waits out its writer), so they take no lock.
-    async with SqliteCatalog(config.db_path) as catalog:
+    catalog = catalog_for(config)
+    await catalog.open()
+    try:
         if args.command == "project":
             return await _project_create(catalog, args)
         if args.action == "create":
@@ -54,6 +56,8 @@ async def _store_command(config: Config, args: argparse.Namespace) -> int:
         if args.action == "list":
             return await _token_list(catalog)
         return await _token_revoke(catalog, args.id)
+    finally:
+        await catalog.close()
 
 
 async def _vacuum(config: Config) -> int:
@@ -66,8 +70,12 @@ async def _vacuum(config: Config) -> int:
         raise DataDirInUse(exc.data_dir, exc.pid, advice) from None
     try:
         blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
-        async with SqliteCatalog(config.db_path, fsync=config.fsync) as catalog:
+        catalog = catalog_for(config)
+        await catalog.open()
+        try:
             report = await services.sweep_leftovers(catalog, blobstore)
+        finally:
+            await catalog.close()
     finally:
         await asyncio.to_thread(lock.release)
     print(
@@ -139,8 +147,12 @@ async def _project_create(catalog: Catalog, args: argparse.Namespace) -> int:
 async def _check(config: Config) -> int:
     """`relserver check`: what the data dir holds, and every problem on a line of its own."""
     blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
-    async with SqliteCatalog(config.db_path) as catalog:
+    catalog = catalog_for(config)
+    await catalog.open()
+    try:
         report = await services.check_data_dir(catalog, blobstore)
+    finally:
+        await catalog.close()
     found = report.catalog
     print(
         f"schema {found.schema_version}, {found.release_files} release files, "

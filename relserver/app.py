@@ -18,9 +18,9 @@ from .datadir import DataDirLock
 from .keys import assembler_key, backend_key, blobstore_key, catalog_key, config_key
 from .services import Backend, bootstrap_tokens, sweep_leftovers
 from .services.assembly import Assembler
+from .storage import catalog_for
 from .storage.blobs import SweepReport
 from .storage.blobs.disk import DiskBlobStore
-from .storage.sql.sqlite import SqliteCatalog
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
         await asyncio.to_thread(blobstore.prepare)
-        catalog = SqliteCatalog(config.db_path, fsync=config.fsync)
+        catalog = catalog_for(config)
         await catalog.open()
         try:
             sweep = await sweep_leftovers(catalog, blobstore)

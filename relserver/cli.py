@@ -34,6 +34,7 @@ from .config import (
 )
 from .datadir import DataDirError, describe_error
 from .serve import StartupError, configure_logging, serve
+from .storage.catalog import CatalogUnavailable
 
 ENV_PREFIX = "RELSERVER_"
 
@@ -121,10 +122,33 @@ DATA_DIR_HELP = (
 )
 
 
-def _add_data_dir(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
-    """`--data-dir` on every level of the tree. Below the top it defaults to SUPPRESS, so a
-    value given before the command is not overwritten by a subcommand's default."""
+def parse_database_url(text: str) -> str | None:
+    """A PostgreSQL URL (libpq's form, with its query options), or empty for SQLite."""
+    if not text.strip():
+        return None
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(
+            "not a PostgreSQL URL: give postgresql://user:password@host:port/database (or leave it unset for SQLite)"
+        )
+    return text
+
+
+DATABASE_URL_HELP = (
+    "keep the catalog (everything but the bytes) in this PostgreSQL database instead of the data "
+    "dir's SQLite file, e.g. postgresql://relserver:secret@db:5432/relserver?sslmode=require; "
+    "needs `pip install 'relserver[postgres]'` (env RELSERVER_DATABASE_URL; default: SQLite)"
+)
+
+
+def _add_data_dir(
+    parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS, database_default: Any = argparse.SUPPRESS
+) -> None:
+    """`--data-dir` and `--database-url` on every level of the tree. Below the top they default
+    to SUPPRESS, so a value given before the command is not overwritten by a subcommand's default."""
     parser.add_argument("--data-dir", type=parse_data_dir, default=default, metavar="DIR", help=DATA_DIR_HELP)
+    parser.add_argument(
+        "--database-url", type=parse_database_url, default=database_default, metavar="URL", help=DATABASE_URL_HELP
+    )
 
 
 COMMANDS = ("serve", "token", "project", "vacuum", "check")
@@ -155,7 +179,9 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, _EnvDef
     )
     env = _EnvDefault(parser, environ)
     parser.add_argument("--version", action="version", version=f"relserver {__version__}")
-    _add_data_dir(parser, env("DATA_DIR", parse_data_dir, DEFAULT_DATA_DIR))
+    _add_data_dir(
+        parser, env("DATA_DIR", parse_data_dir, DEFAULT_DATA_DIR), env("DATABASE_URL", parse_database_url, None)
+    )
     commands = parser.add_subparsers(dest="command", required=True, title="commands")
     serve_env = _add_serve(commands, environ)
     _add_token(commands)
@@ -337,9 +363,9 @@ def with_command(argv: Sequence[str]) -> list[str]:
         arg = argv[i]
         if arg in COMMANDS or arg in _TOP_LEVEL_FLAGS:
             return list(argv)
-        if arg == "--data-dir":
+        if arg in ("--data-dir", "--database-url"):
             i += 2
-        elif arg.startswith("--data-dir="):
+        elif arg.startswith(("--data-dir=", "--database-url=")):
             i += 1
         else:
             break
@@ -359,6 +385,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,
+        database_url=args.database_url,
         max_file_size=args.max_file_size,
         token=args.token or None,
         fsync=not args.no_fsync,
@@ -380,7 +407,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             asyncio.run(serve(config))
             return 0
         return run_admin_command(args)
-    except (StartupError, DataDirError, OSError, sqlite3.Error) as exc:
+    except (StartupError, DataDirError, CatalogUnavailable, OSError, sqlite3.Error) as exc:
         # Whatever the data dir or the socket refused, in one line: never a traceback.
         message = str(exc) if isinstance(exc, StartupError) else describe_error(args.data_dir, exc)
         if message is None:

@@ -66,6 +66,8 @@ class Config:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     data_dir: Path = DEFAULT_DATA_DIR
+    # The catalog's PostgreSQL database; None keeps it in the data dir's SQLite file.
+    database_url: str | None = None
     max_file_size: int = MAX_FILE_SIZE
     max_field_size: int = MAX_FIELD_SIZE
     max_parts: int = MAX_PARTS

@@ -19,6 +19,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from .storage.catalog import CatalogUnavailable
+
 LOCK_NAME = "lock"
 # The pid is a decimal line; Linux pids are at most 2**22 (7 digits), 32 bytes is ample.
 _PID_READ_SIZE = 32
@@ -109,7 +111,7 @@ def describe_error(data_dir: Path, exc: BaseException) -> str | None:
     SQLite's "attempt to write a readonly database" / "unable to open database file" (SQLite
     cannot create the WAL index beside the database); each becomes `cannot write <dir>: why`.
     """
-    if isinstance(exc, DataDirError):
+    if isinstance(exc, (DataDirError, CatalogUnavailable)):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno in _WRITE_REFUSALS:
         return f"cannot write {data_dir}: {_WRITE_REFUSALS[exc.errno]}"

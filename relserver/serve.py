@@ -18,6 +18,7 @@ from .config import (
     Config,
 )
 from .datadir import DataDirError, describe_error
+from .storage import describe_catalog
 
 log = logging.getLogger("relserver")
 
@@ -131,7 +132,12 @@ async def bind_sockets(host: str, port: int) -> list[socket.socket]:
 
 def print_banner(config: Config, url: str, new_token: str | None) -> None:
     data_dir = config.data_dir.resolve()
-    lines = [f"relserver {__version__} listening on {url}", f"  data dir:    {data_dir}"]
+    lines = [
+        f"relserver {__version__} listening on {url}",
+        f"  data dir:    {data_dir}",
+        f"  catalog:     {describe_catalog(config)}",
+        f"  blob store:  disk, {config.blob_dir.resolve()}",
+    ]
     if new_token:
         lines.append(f"  admin token: {new_token}")
         lines.append(f"               (shown once; also saved to {config.admin_token_path.resolve()})")

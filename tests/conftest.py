@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,8 +22,11 @@ from relserver.app import SERVER_OPTIONS, create_app
 from relserver.config import Config, KiB
 from relserver.keys import catalog_key
 from relserver.services import Backend
+from relserver.storage import catalog_for
 from relserver.storage.blobs.disk import DiskBlobStore
-from relserver.storage.sql.sqlite import SqliteCatalog
+from relserver.storage.catalog import Catalog
+
+from .postgres_cluster import TEMPLATE, Cluster, find_bindir, running_cluster
 
 # pytester drives the relserver pytest plugin the way a user's suite meets it.
 pytest_plugins = ["pytester"]
@@ -35,12 +40,36 @@ ClientFactory = Callable[[Config], Awaitable[Client]]
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
+def config(tmp_path: Path, request: pytest.FixtureRequest) -> Config:
     """A data dir of the test's own, with a small file limit so limit tests stay quick. The
     write batch is smaller still, so files over 16 KiB stream to a temp file and smaller ones
-    take the in-memory path: tests see both."""
+    take the in-memory path: tests see both. With `--catalog postgres` the catalog is a fresh
+    PostgreSQL database instead of the data dir's SQLite file."""
+    database_url = request.getfixturevalue("pg_url") if request.config.getoption("catalog") == "postgres" else None
     return Config(
-        data_dir=tmp_path / "data", token=ADMIN_TOKEN, max_file_size=64 * KiB, write_batch_size=16 * KiB, fsync=False
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        token=ADMIN_TOKEN,
+        max_file_size=64 * KiB,
+        write_batch_size=16 * KiB,
+        fsync=False,
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("catalog") != "sqlite":
+        skip = pytest.mark.skip(reason="about the SQLite engine's own files")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--catalog",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the catalog engine the app fixtures run on (postgres: a throwaway cluster per session)",
     )
 
 
@@ -163,15 +192,19 @@ async def mint_token(
 
 
 @pytest.fixture
-async def catalog(config: Config) -> AsyncIterator[SqliteCatalog]:
-    """The catalog of the test's data dir opened directly, for looking under the hood."""
+async def catalog(config: Config) -> AsyncIterator[Catalog]:
+    """The catalog of the test's configuration opened directly, for looking under the hood."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    async with SqliteCatalog(config.db_path, fsync=False) as opened:
+    opened = catalog_for(config)
+    await opened.open()
+    try:
         yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture
-def backend(config: Config, catalog: SqliteCatalog) -> Backend:
+def backend(config: Config, catalog: Catalog) -> Backend:
     """The use cases over the test's data dir, without a server in front."""
     blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=False)
     blobstore.prepare()
@@ -214,3 +247,58 @@ def sentry_cli() -> Path:
 def sentry_cli_3() -> Path:
     """sentry-cli 3.x: the Makefile installs it into .venv/sentry-cli-3."""
     return installed_cli(VENV_BIN.parent / "sentry-cli-3" / "bin" / "sentry-cli", "3.8.2")
+
+
+# --- PostgreSQL: one cluster per session, one database per test ------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    bindir = find_bindir()
+    if bindir is None:
+        missing_system_part("PostgreSQL's server (Debian's postgresql package; `make test` installs it as root)")
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        missing_system_part("asyncpg (the test extras install it)")
+    with running_cluster(bindir) as cluster:
+        _in_own_loop(_migrated_template(cluster))
+        yield cluster
+
+
+async def _migrated_template(cluster: Cluster) -> None:
+    from relserver.storage.sql.postgres import PostgresCatalog
+
+    await _admin(cluster, f"CREATE DATABASE {TEMPLATE}")
+    async with PostgresCatalog(cluster.url(TEMPLATE)):
+        pass
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh, migrated database of the session's cluster."""
+    name = pg_cluster.new_database_name()
+    _in_own_loop(_admin(pg_cluster, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    yield pg_cluster.url(name)
+    _in_own_loop(_admin(pg_cluster, f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+async def _admin(cluster: Cluster, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(cluster.url())
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _in_own_loop(coroutine: Awaitable[None]) -> None:
+    """Run in a loop of its own, in a thread: sync fixtures may be set up from a running loop
+    (an async fixture asked for them)."""
+
+    async def run() -> None:
+        await coroutine
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()

@@ -65,6 +65,7 @@ class TestAuthentication:
         resp = await client.post(files_url("1.0", org="does-not-exist"), data=b"")
         await assert_api_error(resp, 401, {"detail": "Authentication credentials were not provided."})
 
+    @pytest.mark.sqlite_only
     async def test_tokens_are_stored_only_as_hashes(self, client: Client, config: Config) -> None:
         """Neither a minted token nor the pinned one is anywhere at rest: not in any file of the
         data dir (a fresh row sits in the WAL until a checkpoint, so the main file alone proves

@@ -13,7 +13,7 @@ import pytest
 from relserver import sentry
 from relserver.config import Config, MiB
 from relserver.ingest import bundle_zip
-from relserver.keys import assembler_key
+from relserver.keys import assembler_key, catalog_key
 from relserver.storage.sql.sqlite import split_statements
 from relserver.storage.sql.sqlite_schema import MIGRATIONS
 
@@ -59,14 +59,20 @@ async def test_an_assembled_bundle_is_one_blob_and_its_members_are_not_extracted
     await bundle_urls(client, compression)
     on_disk = {p.name for p in blob_files(config)}
     assert not {sha1(BIG), sha1(SMALL)} & on_disk
-    with sqlite3.connect(config.db_path) as db:
-        rows = db.execute(
-            "SELECT bf.url, bf.sha1, bf.size, bf.blob_sha1 = ab.checksum, bf.compression, bf.data_offset IS NOT NULL"
-            " FROM artifact_bundle_files bf JOIN artifact_bundles ab ON ab.id = bf.artifact_bundle_id ORDER BY bf.url"
-        ).fetchall()
+    async with client.app[catalog_key].read() as tx:
+        org = await tx.organizations.get("acme")
+        assert org is not None
+        project = await tx.projects.get(org.id, "web")
+        assert project is not None
+        (bundle,) = await tx.bundles.page(org.id, project.id, query=None, order="date_added", offset=0, limit=10)
+        members = await tx.members.page(bundle.id)
+    rows = [
+        (m.url, m.sha1, m.size, m.blob_sha1 == bundle.checksum, m.zip_range and m.zip_range.compression)
+        for m in sorted(members, key=lambda m: m.url)
+    ]
     assert rows == [
-        ("~/big.js", sha1(BIG), len(BIG), 1, compression, 1),
-        ("~/small.js", sha1(SMALL), len(SMALL), 1, compression, 1),
+        ("~/big.js", sha1(BIG), len(BIG), True, compression),
+        ("~/small.js", sha1(SMALL), len(SMALL), True, compression),
     ]
 
 
@@ -168,6 +174,7 @@ def _old_data_dir(config: Config, member: bytes) -> str:
     return sentry.encode_archive_entry_id(None, "~/old.js")
 
 
+@pytest.mark.sqlite_only
 async def test_members_unpacked_by_an_older_version_keep_working_after_the_migration(
     make_client: ClientFactory, config: Config
 ) -> None:

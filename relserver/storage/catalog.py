@@ -18,6 +18,7 @@ from .sql.repos import DuplicateReleaseFile, NewReleaseFile, ReadTx, ReleaseGone
 
 __all__ = [
     "Catalog",
+    "CatalogUnavailable",
     "DuplicateReleaseFile",
     "NewReleaseFile",
     "ReadTx",
@@ -27,8 +28,16 @@ __all__ = [
 ]
 
 
+class CatalogUnavailable(RuntimeError):
+    """The configured catalog cannot be used (unreachable, refused, newer); one line says why."""
+
+
 class Catalog(Protocol):
-    """Where metadata lives. Opened by its engine; every method is safe to call concurrently."""
+    """Where metadata lives; every method is safe to call concurrently once it is open."""
+
+    async def open(self) -> None:
+        """Connect and migrate; raises CatalogUnavailable with a one-line reason."""
+        ...
 
     def read(self) -> AbstractAsyncContextManager[ReadTx]:
         """Reads; may run beside writes and sees only committed rows."""

@@ -20,18 +20,25 @@ from relserver.storage.sql.dialect import ts, utcnow
 from relserver.storage.sql.sqlite import SqliteCatalog
 
 
-async def _sqlite(root: Path) -> SqliteCatalog:
-    catalog = SqliteCatalog(root / "catalog.sqlite3", fsync=False)
-    await catalog.open()
-    return catalog
+def _sqlite(request: pytest.FixtureRequest) -> Catalog:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    return SqliteCatalog(tmp_path / "catalog.sqlite3", fsync=False)
 
 
-ENGINES: dict[str, Callable[[Path], Awaitable[Catalog]]] = {"sqlite": _sqlite}
+def _postgres(request: pytest.FixtureRequest) -> Catalog:
+    from relserver.storage.sql.postgres import PostgresCatalog
+
+    return PostgresCatalog(request.getfixturevalue("pg_url"))
+
+
+# Each engine, unopened, from the fixtures it needs.
+ENGINES: dict[str, Callable[[pytest.FixtureRequest], Catalog]] = {"sqlite": _sqlite, "postgres": _postgres}
 
 
 @pytest.fixture(params=sorted(ENGINES))
-async def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Catalog]:
-    opened = await ENGINES[request.param](tmp_path)
+async def catalog(request: pytest.FixtureRequest) -> AsyncIterator[Catalog]:
+    opened = ENGINES[request.param](request)
+    await opened.open()
     try:
         yield opened
     finally:

@@ -63,6 +63,11 @@ class Dialect:
     max_list: int
     # True: a list is one array parameter (`= ANY(:name)`); False: one parameter per value.
     array_params: bool
+    # Case-insensitive LIKE, as Django's `icontains` is: SQLite's LIKE already folds ASCII,
+    # PostgreSQL's does not.
+    like: str = "LIKE"
+    # Whether a text value may contain NUL (SQLite's may; PostgreSQL's text cannot).
+    text_holds_nul: bool = True
     name_search: NameSearch | None = None
 
     def contains(self, haystack: str, needle: str) -> str:
@@ -108,6 +113,17 @@ def to_json(value: Any) -> str:
 
 def from_json(value: str) -> Any:
     return json.loads(value)
+
+
+def storable_terms(dialect: Dialect, terms: Sequence[str]) -> list[str] | None:
+    """Search terms that could occur in stored text, or None when none could.
+
+    Where text cannot hold NUL (PostgreSQL), a term holding one matches nothing and is
+    dropped; when every term is, nothing matches at all. SQLite keeps NUL in names."""
+    if dialect.text_holds_nul:
+        return list(terms)
+    kept = [t for t in terms if "\x00" not in t]
+    return kept if kept or not terms else None
 
 
 def columns(alias: str, names: Sequence[str], prefix: str = "") -> str:

@@ -23,6 +23,7 @@ from typing import Any, NoReturn, cast
 import aiosqlite
 
 from ...models import CatalogCheck
+from ..catalog import CatalogUnavailable
 from .dialect import Dialect, Params, Row, UniqueViolation
 from .repos import ReadTx, WriteTx
 from .sqlite_schema import MIGRATIONS
@@ -149,7 +150,7 @@ class SqliteCatalog:
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
         current = await schema_version(conn)
         if current > len(MIGRATIONS):
-            raise RuntimeError(
+            raise CatalogUnavailable(
                 f"{self.path} has schema version {current}, newer than this relserver ({len(MIGRATIONS)})"
             )
         if current < len(MIGRATIONS):

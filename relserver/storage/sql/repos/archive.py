@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ....models import BundleFile
-from ..dialect import Db
+from ..dialect import Db, storable_terms
 from .bundles import MEMBER, member_from
 
 
@@ -38,6 +38,10 @@ class ArchiveEntries:
         dialect = self.db.dialect
         where = [self._latest, "ab.organization_id = :org", "ab.release = :release"]
         params: dict[str, Any] = {"org": organization_id, "release": version, "limit": limit, "offset": offset}
+        terms = storable_terms(self.db.dialect, queries)
+        if terms is None:
+            return []
+        queries = terms
         if queries:
             where.append(
                 "(" + " OR ".join(dialect.contains("bf.url_folded", f":q{i}") for i in range(len(queries))) + ")"

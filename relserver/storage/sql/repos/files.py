@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ....models import ReleaseFile, ZipRange
-from ..dialect import Db, Row, UniqueViolation, dt_required, from_json, to_json
+from ..dialect import Db, Row, UniqueViolation, dt_required, from_json, storable_terms, to_json
 
 _FILE = """
     SELECT f.id, f.release_id, f.name, d.name AS dist, f.headers, f.size, f.sha1, f.date_created,
@@ -196,7 +196,10 @@ class ReleaseFiles:
         source = "release_files"
         where = ["release_id = :release"]
         params: dict[str, Any] = {"release": release_id}
-        folded = [q.casefold() for q in queries]
+        terms = storable_terms(dialect, [q.casefold() for q in queries])
+        if terms is None:
+            return source, "0 = 1", params
+        folded = terms
         indexed = dialect.name_search(folded) if folded and dialect.name_search else None
         if indexed is not None:
             source, search_params = indexed

@@ -34,9 +34,19 @@ def project_from(row: Row, prefix: str = "") -> Project:
     )
 
 
-def ref_column(ref: str) -> str:
-    """Newer Sentry accepts an id or a slug wherever a slug goes (all digits → id)."""
-    return "id" if ref.isdigit() else "slug"
+# The largest id a 64-bit key column holds.
+MAX_ID = 2**63 - 1
+
+
+def ref_lookup(ref: str) -> tuple[str, int | str] | None:
+    """The column and value a path's reference names: newer Sentry accepts an id or a slug
+    wherever a slug goes (all digits → id). None when no row can match (digits no 64-bit key
+    holds, or non-ASCII digits, which no slug or id is)."""
+    if not ref.isdigit():
+        return "slug", ref
+    if not ref.isascii() or int(ref) > MAX_ID:
+        return None
+    return "id", int(ref)
 
 
 class Organizations:
@@ -46,7 +56,11 @@ class Organizations:
         self.db = db
 
     async def get(self, ref: str) -> Organization | None:
-        row = await self.db.row(f"{_ORGANIZATION} WHERE o.{ref_column(ref)} = :ref", {"ref": ref})
+        lookup = ref_lookup(ref)
+        if lookup is None:
+            return None
+        column, value = lookup
+        row = await self.db.row(f"{_ORGANIZATION} WHERE o.{column} = :ref", {"ref": value})
         return organization_from(row) if row else None
 
     async def ensure(self, slug: str) -> Organization:
@@ -67,9 +81,12 @@ class Projects:
         self.db = db
 
     async def get(self, organization_id: int, ref: str) -> Project | None:
+        lookup = ref_lookup(ref)
+        if lookup is None:
+            return None
+        column, value = lookup
         row = await self.db.row(
-            f"{_PROJECT} WHERE p.organization_id = :org AND p.{ref_column(ref)} = :ref",
-            {"org": organization_id, "ref": ref},
+            f"{_PROJECT} WHERE p.organization_id = :org AND p.{column} = :ref", {"org": organization_id, "ref": value}
         )
         return project_from(row) if row else None
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ....models import Deploy, Organization, Project, Release
 from ..dialect import Db, Row, columns, dt, dt_required, ts, utcnow
-from .orgs import ORGANIZATION_COLUMNS, PROJECT_COLUMNS, organization_from, project_from, ref_column
+from .orgs import ORGANIZATION_COLUMNS, PROJECT_COLUMNS, organization_from, project_from, ref_lookup
 
 RELEASE_COLUMNS = (
     "id",
@@ -68,7 +68,11 @@ class Releases:
     ) -> tuple[Organization, Project | None, Release, bool] | None:
         """Organization, project, release and whether they are linked, in one query; None
         when any of them does not exist."""
-        project_column = ref_column(project_ref) if project_ref is not None else "id"
+        org_lookup = ref_lookup(org_ref)
+        project_lookup = ref_lookup(project_ref) if project_ref is not None else ("id", None)
+        if org_lookup is None or project_lookup is None:
+            return None
+        (org_column, org_value), (project_column, project_value) = org_lookup, project_lookup
         row = await self.db.row(
             f"SELECT {columns('o', ORGANIZATION_COLUMNS, 'o_')}, {columns('p', PROJECT_COLUMNS, 'p_')},"
             f" {columns('r', RELEASE_COLUMNS, 'r_')},"
@@ -76,8 +80,8 @@ class Releases:
             " AS linked"
             " FROM organizations o JOIN releases r ON r.organization_id = o.id AND r.version = :version"
             f" LEFT JOIN projects p ON p.organization_id = o.id AND p.{project_column} = :project"
-            f" WHERE o.{ref_column(org_ref)} = :org",
-            {"version": version, "project": project_ref, "org": org_ref},
+            f" WHERE o.{org_column} = :org",
+            {"version": version, "project": project_value, "org": org_value},
         )
         if row is None:
             return None
@@ -160,7 +164,7 @@ class Releases:
             where.append(f"r.id IN (SELECT release_id FROM release_projects WHERE {test})")
             params.update(values)
         if query:
-            where.append("r.version LIKE :query ESCAPE '\\'")
+            where.append(f"r.version {self.db.dialect.like} :query ESCAPE '\\'")
             params["query"] = _like_pattern(query)
         if status is not None:
             where.append("r.status = :status")

@@ -1,0 +1,247 @@
+"""The catalog's PostgreSQL engine (DESIGN D8): a connection pool, migrations run once under an
+advisory lock, and the PostgreSQL spellings (dialect, `$n` parameters, driver errors).
+
+Writes keep the SQLite engine's discipline, one writer at a time, but across every process on
+the database: a write transaction first takes a session advisory lock (WRITER_LOCK) and holds
+it until its after-commit callbacks have run. Check-then-act use cases (is this ident taken?
+is this blob still referenced?) therefore mean the same with N processes as with one, and a
+blob freed by a commit is deleted before any other writer can reference it again. Reads run
+on any pooled connection, beside the writer, and see the last commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any, NoReturn
+
+import asyncpg
+
+from ...models import CatalogCheck
+from ..catalog import CatalogUnavailable
+from .dialect import Dialect, Params, Row, UniqueViolation
+from .postgres_schema import MIGRATIONS
+from .repos import ReadTx, WriteTx
+
+log = logging.getLogger(__name__)
+
+# Advisory-lock keys (any 64-bit numbers nothing else on the database uses): "rlsv" + a tag.
+WRITER_LOCK = 0x726C7376_00000001
+MIGRATION_LOCK = 0x726C7376_00000002
+# Connections per process: a few readers beside the one writer. asyncpg's default is 10.
+POOL_SIZE = 8
+# Seconds to wait for the server at start: long enough for a database across a network,
+# short enough that a wrong host fails the start instead of hanging it (asyncpg's is 60).
+CONNECT_TIMEOUT = 10.0
+
+POSTGRES = Dialect(
+    name="postgresql",
+    null_safe_eq="IS NOT DISTINCT FROM",
+    find_function="strpos",
+    # One array parameter carries any number of values.
+    max_list=10_000,
+    array_params=True,
+    like="ILIKE",
+    text_holds_nul=False,
+)
+
+# `:name` outside quotes, not a `::type` cast.
+_NAMED = re.compile(r"'(?:[^']|'')*'|(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@lru_cache(maxsize=1024)
+def render(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` parameters as asyncpg's `$n`, once per statement text; the names in `$n` order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)  # a quoted string, as it is
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _NAMED.sub(number, sql), tuple(names)
+
+
+def _args(names: Sequence[str], params: Params | None) -> list[Any]:
+    given = params or {}
+    return [given[name] for name in names]
+
+
+def _translate(exc: asyncpg.PostgresError) -> NoReturn:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        raise UniqueViolation(str(exc)) from exc
+    if isinstance(exc, asyncpg.DiskFullError):
+        raise OSError(errno.ENOSPC, f"PostgreSQL: {exc}") from exc
+    raise exc
+
+
+def _rowcount(status: str) -> int:
+    """asyncpg's command status (`UPDATE 3`, `INSERT 0 1`) as a row count."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class PgDb:
+    """Statements on one pooled connection."""
+
+    __slots__ = ("conn", "dialect")
+
+    def __init__(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection[Any]) -> None:
+        self.conn = conn
+        self.dialect = POSTGRES
+
+    async def rows(self, sql: str, params: Params | None = None) -> list[Row]:
+        text, names = render(sql)
+        args = _args(names, params)
+        if any(isinstance(a, str) and "\x00" in a for a in args):
+            # PostgreSQL's text cannot hold NUL, so no stored value equals or contains one
+            # (every read here tests its parameters positively).
+            return []
+        try:
+            return list(await self.conn.fetch(text, *args))
+        except asyncpg.PostgresError as exc:
+            _translate(exc)
+
+    async def row(self, sql: str, params: Params | None = None) -> Row | None:
+        found = await self.rows(sql, params)
+        return found[0] if found else None
+
+    async def run(self, sql: str, params: Params | None = None) -> int:
+        text, names = render(sql)
+        try:
+            return _rowcount(await self.conn.execute(text, *_args(names, params)))
+        except asyncpg.PostgresError as exc:
+            _translate(exc)
+
+    async def run_many(self, sql: str, params: Iterable[Params]) -> None:
+        text, names = render(sql)
+        try:
+            await self.conn.executemany(text, (_args(names, p) for p in params))
+        except asyncpg.PostgresError as exc:
+            _translate(exc)
+
+
+class PostgresCatalog:
+    """The catalog in a PostgreSQL database, shared by any number of relserver processes."""
+
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
+        self.url = url
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        # Writers of this process queue here instead of each holding a pooled connection
+        # while they wait for the database-wide lock.
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        from .. import redact
+
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self._pool_size, timeout=CONNECT_TIMEOUT
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CatalogUnavailable(f"cannot use the PostgreSQL database {redact(self.url)}: {reason}") from None
+        try:
+            async with self._pool.acquire() as conn:
+                await self._migrate(conn)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def __aenter__(self) -> PostgresCatalog:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        if self._pool is None:
+            raise RuntimeError("the catalog is not open")
+        return self._pool
+
+    async def _migrate(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
+        """Every process may start at once: the first to take the lock migrates, the rest see
+        the version it left."""
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            await conn.execute("CREATE TABLE IF NOT EXISTS relserver_schema (version INTEGER NOT NULL)")
+            current = await schema_version(conn)
+            if current > len(MIGRATIONS):
+                raise CatalogUnavailable(
+                    f"the database has schema version {current}, newer than this relserver ({len(MIGRATIONS)})"
+                )
+            for number in range(current, len(MIGRATIONS)):
+                log.info("migrating the PostgreSQL catalog from schema %d to %d", number, number + 1)
+                async with conn.transaction():
+                    await conn.execute(MIGRATIONS[number])
+                    await conn.execute("DELETE FROM relserver_schema")
+                    await conn.execute("INSERT INTO relserver_schema (version) VALUES ($1)", number + 1)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[ReadTx]:
+        async with self.pool.acquire() as conn:
+            yield ReadTx(PgDb(conn))
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[WriteTx]:
+        """The writer lock (this process's, then the database's), a transaction, COMMIT or
+        ROLLBACK, the after-commit callbacks, and only then the lock again."""
+        async with self._lock, self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", WRITER_LOCK)
+            try:
+                tx = WriteTx(PgDb(conn))
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    yield tx
+                except BaseException:
+                    await asyncio.shield(transaction.rollback())
+                    raise
+                try:
+                    await asyncio.shield(transaction.commit())
+                except asyncpg.PostgresError as exc:
+                    _translate(exc)
+                await tx.run_after_commit()
+            finally:
+                await asyncio.shield(conn.execute("SELECT pg_advisory_unlock($1)", WRITER_LOCK))
+
+    async def check(self) -> CatalogCheck:
+        """The catalog's own consistency, read-only (PostgreSQL checks its pages itself)."""
+        async with self.pool.acquire() as conn:
+            version = await schema_version(conn)
+        async with self.read() as tx:
+            blob_rows = await tx.blobs.all()
+            referenced = await tx.blobs.referenced()
+            files = await tx.files.count_all()
+            members = await tx.members.count_all()
+        return CatalogCheck(
+            schema_version=version,
+            integrity="ok",
+            release_files=files,
+            bundle_members=members,
+            blob_rows=blob_rows,
+            dangling=tuple(sorted(referenced - blob_rows)),
+        )
+
+
+async def schema_version(conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> int:
+    value = await conn.fetchval("SELECT max(version) FROM relserver_schema")
+    return int(value) if value is not None else 0

@@ -1,0 +1,142 @@
+"""What only the PostgreSQL engine has: `:name` rendering, its configuration, one-line start-up
+failures, and migrations run once by processes starting together."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from relserver.config import Config
+from relserver.storage import catalog_for, describe_catalog, redact
+from relserver.storage.catalog import CatalogUnavailable
+from relserver.storage.sql.postgres import PostgresCatalog, render
+
+from ..postgres_cluster import Cluster
+
+
+class TestRender:
+    def test_named_parameters_become_numbered_in_order_of_first_use(self) -> None:
+        assert render("SELECT :b, :a, :b") == ("SELECT $1, $2, $1", ("b", "a"))
+
+    def test_quoted_text_and_casts_are_left_alone(self) -> None:
+        sql = "SELECT ':not' , x::text, CASE WHEN r = '{}' THEN :yes END, 'it''s :no'"
+        assert render(sql) == ("SELECT ':not' , x::text, CASE WHEN r = '{}' THEN $1 END, 'it''s :no'", ("yes",))
+
+
+class TestConfiguration:
+    def test_a_url_selects_postgresql_and_none_keeps_sqlite(self, config: Config) -> None:
+        assert isinstance(catalog_for(config.with_overrides(database_url="postgresql://u@h/d")), PostgresCatalog)
+        assert describe_catalog(config.with_overrides(database_url=None)).startswith("SQLite, ")
+
+    def test_the_password_never_shows(self) -> None:
+        url = "postgresql://relserver:s3cret@db.example:5432/rel?sslmode=require&password=s3cret"
+        assert redact(url) == "postgresql://relserver@db.example:5432/rel"
+        assert "s3cret" not in describe_catalog(Config(database_url=url))
+
+    def test_a_url_that_is_not_postgresql_is_refused_by_the_cli(self) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "relserver", "--database-url", "mysql://x/y", "--port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2
+        assert "not a PostgreSQL URL" in result.stderr
+
+
+class TestStartFailures:
+    async def test_nothing_listening_is_one_line_naming_the_database_without_its_password(
+        self, pg_cluster: Cluster
+    ) -> None:
+        url = f"postgresql://postgres:hunter2@127.0.0.1:{pg_cluster.port + 1}/nowhere"
+        with pytest.raises(CatalogUnavailable) as raised:
+            await PostgresCatalog(url).open()
+        message = str(raised.value)
+        assert message.startswith("cannot use the PostgreSQL database postgresql://postgres@127.0.0.1:")
+        assert "hunter2" not in message and "\n" not in message
+
+    async def test_a_missing_database_is_one_line(self, pg_cluster: Cluster) -> None:
+        with pytest.raises(CatalogUnavailable, match="does not exist"):
+            await PostgresCatalog(pg_cluster.url("no_such_database")).open()
+
+    def test_serve_says_it_in_one_line_and_exits_1(self, pg_cluster: Cluster, tmp_path: Path) -> None:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "relserver",
+                "--port",
+                "0",
+                "--data-dir",
+                str(tmp_path),
+                "--database-url",
+                pg_cluster.url("no_such_database"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("relserver: cannot use the PostgreSQL database"), line
+
+
+async def test_processes_starting_together_migrate_once(pg_url: str) -> None:
+    """Six catalogs open the same fresh database at once: one migrates, all agree."""
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+    catalogs = [PostgresCatalog(pg_url, pool_size=2) for _ in range(6)]
+    await asyncio.gather(*(c.open() for c in catalogs))
+    try:
+        checks = await asyncio.gather(*(c.check() for c in catalogs))
+        assert {c.schema_version for c in checks} == {1}
+        async with catalogs[0].write() as tx:
+            await tx.organizations.ensure("acme")
+        async with catalogs[5].read() as rtx:
+            assert await rtx.organizations.get("acme") is not None
+    finally:
+        await asyncio.gather(*(c.close() for c in catalogs))
+
+
+async def test_writers_of_two_processes_take_turns(pg_url: str) -> None:
+    """Two catalogs (as two processes would) read-modify-write one counter: no update is lost."""
+    first, second = PostgresCatalog(pg_url, pool_size=3), PostgresCatalog(pg_url, pool_size=3)
+    await first.open()
+    await second.open()
+    try:
+        async with first.write() as tx:
+            org = await tx.organizations.ensure("acme")
+            release, _ = await tx.releases.get_or_create(
+                org.id, "1.0", ref=None, url=None, user_agent=None, date_released=None
+            )
+
+        async def bump(catalog: PostgresCatalog) -> None:
+            async with catalog.write() as wtx:
+                current = await wtx.deploys.count(release.id)
+                await asyncio.sleep(0)  # let the other process's writer try to interleave
+                await wtx.deploys.add(
+                    release.id,
+                    environment=f"env{current}",
+                    name=None,
+                    url=None,
+                    date_started=None,
+                    date_finished=datetime.now(UTC),
+                )
+
+        await asyncio.gather(*(bump(first if i % 2 else second) for i in range(20)))
+        async with first.read() as rtx:
+            deploys = await rtx.deploys.page(release.id, limit=100)
+        assert sorted(d.environment for d in deploys) == sorted(f"env{i}" for i in range(20))
+    finally:
+        await first.close()
+        await second.close()
