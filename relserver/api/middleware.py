@@ -13,6 +13,7 @@ from aiohttp import web
 from .. import auth, sentry, services
 from ..errors import (
     APIError,
+    BadRequest,
     ClientClosedRequest,
     InsufficientStorage,
     NotAuthenticated,
@@ -21,6 +22,7 @@ from ..errors import (
 )
 from ..keys import catalog_key, token_key
 from ..models import Token
+from ..storage.catalog import UnstorableText
 from .common import Handler, json_response, required_scopes
 
 log = logging.getLogger("relserver.api")
@@ -45,6 +47,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc)
     except web.HTTPException as exc:
         return _from_http_exception(request, exc)
+    except UnstorableText:
+        # A NUL the catalog's engine cannot hold (PostgreSQL): DRF's words for the same refusal.
+        return error_response(BadRequest(sentry.FIELD_NULL_CHARACTERS))
     except ConnectionResetError:
         # aiohttp's "Connection lost" while the body was being read: a client that went away
         # is not a server error, and is worth one line, not a traceback.

@@ -21,7 +21,7 @@ from ..ingest.bundle_zip import BundleError, BundleLimits
 from ..ingest.chunks import chunk_error
 from ..models import Organization, Project, Release, StoredBlob
 from ..storage.blobs import StagedBlob
-from ..storage.catalog import ReleaseGone
+from ..storage.catalog import ReleaseGone, UnstorableText
 from .bundles import save_artifact_bundle
 from .context import Backend
 from .release_files import upsert_release_bundle
@@ -35,6 +35,9 @@ RELEASE_BUNDLE = "organization.artifacts"
 # Sentry keeps an assemble status for 600 s (tasks/assemble.py set_assemble_status).
 STATUS_TTL = timedelta(seconds=600)
 IN_PROGRESS = ("created", "assembling")
+# relserver's own detail: a manifest value (path, url, header) holding NUL, which the
+# PostgreSQL catalog cannot store.
+UNSTORABLE_MANIFEST = "the bundle's manifest holds a NUL character, which the server's database cannot store"
 # How many assemblies run at once.
 MAX_CONCURRENT_ASSEMBLIES = 1
 # How long an assemble call for a bundle being assembled here waits for it to finish before
@@ -148,6 +151,9 @@ class Assembler:
                 await self._set(organization_id, kind, checksum, "error", str(exc))
             except asyncio.CancelledError:
                 raise
+            except UnstorableText:
+                log.info("assembly of %s failed: a manifest value holds NUL", checksum)
+                await self._set(organization_id, kind, checksum, "error", UNSTORABLE_MANIFEST)
             except Exception as exc:
                 if is_disk_full(exc):
                     log.error("assembly of %s: disk full", checksum)

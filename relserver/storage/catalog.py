@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from ..models import CatalogCheck
-from .sql.dialect import UniqueViolation
+from .sql.dialect import UniqueViolation, UnstorableText
 from .sql.repos import DuplicateReleaseFile, NewReleaseFile, ReadTx, ReleaseGone, WriteTx
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "ReadTx",
     "ReleaseGone",
     "UniqueViolation",
+    "UnstorableText",
     "WriteTx",
 ]
 

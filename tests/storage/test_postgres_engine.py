@@ -16,6 +16,7 @@ from relserver.storage import catalog_for, describe_catalog, redact
 from relserver.storage.catalog import CatalogUnavailable
 from relserver.storage.sql.postgres import PostgresCatalog, render
 
+from ..conftest import ClientFactory, assert_api_error, bearer, create_release, upload
 from ..postgres_cluster import Cluster
 
 
@@ -140,3 +141,32 @@ async def test_writers_of_two_processes_take_turns(pg_url: str) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+class TestNulOnPostgres:
+    """PostgreSQL's text cannot hold NUL, which SQLite's can: a NUL that would be stored is a
+    400 in DRF's words, and a search for one finds nothing, never a 500."""
+
+    async def test_a_file_name_holding_nul_is_a_400_and_stores_nothing(
+        self, make_client: ClientFactory, config: Config, pg_url: str
+    ) -> None:
+        client = await make_client(config.with_overrides(database_url=pg_url))
+        await create_release(client, "1.0")
+        resp = await upload(client, b"x", name="~/abc\x00def.js")
+        await assert_api_error(resp, 400, {"detail": "Null characters are not allowed."})
+        assert (await upload(client, b"x", name="~/abc.js")).status == 201
+
+    @pytest.mark.parametrize("query", ["\x00", "abc\x00def"])
+    async def test_a_search_term_holding_nul_finds_nothing(
+        self, make_client: ClientFactory, config: Config, pg_url: str, query: str
+    ) -> None:
+        client = await make_client(config.with_overrides(database_url=pg_url))
+        await create_release(client, "1.0")
+        assert (await upload(client, b"x", name="~/abc.js")).status == 201
+        files_url = "/api/0/projects/acme/web/releases/1.0/files/"
+        resp = await client.get(files_url, params={"query": query}, headers=bearer())
+        assert (resp.status, await resp.json()) == (200, [])
+        resp = await client.get(files_url, params=[("query", query), ("query", "abc")], headers=bearer())
+        assert [f["name"] for f in await resp.json()] == ["~/abc.js"]
+        resp = await client.get("/api/0/projects/acme/web/releases/1.0\x00/files/", headers=bearer())
+        assert resp.status == 404

@@ -29,6 +29,10 @@ class UniqueViolation(Exception):
     """A statement broke a unique constraint (each engine maps its driver's error to this)."""
 
 
+class UnstorableText(ValueError):
+    """A value this engine cannot store: PostgreSQL's text cannot hold NUL."""
+
+
 class Db(Protocol):
     """One transaction's statements. Each call is one hop to the driver."""
 

@@ -24,7 +24,7 @@ import asyncpg
 
 from ...models import CatalogCheck
 from ..catalog import CatalogUnavailable
-from .dialect import Dialect, Params, Row, UniqueViolation
+from .dialect import Dialect, Params, Row, UniqueViolation, UnstorableText
 from .postgres_schema import MIGRATIONS
 from .repos import ReadTx, WriteTx
 
@@ -83,6 +83,15 @@ def _translate(exc: asyncpg.PostgresError) -> NoReturn:
     raise exc
 
 
+def _holds_nul(args: Sequence[Any]) -> bool:
+    return any(isinstance(a, str) and "\x00" in a for a in args)
+
+
+def _refuse_nul(args: Sequence[Any]) -> None:
+    if _holds_nul(args):
+        raise UnstorableText("PostgreSQL cannot store text holding NUL")
+
+
 def _rowcount(status: str) -> int:
     """asyncpg's command status (`UPDATE 3`, `INSERT 0 1`) as a row count."""
     last = status.rsplit(" ", 1)[-1]
@@ -101,7 +110,9 @@ class PgDb:
     async def rows(self, sql: str, params: Params | None = None) -> list[Row]:
         text, names = render(sql)
         args = _args(names, params)
-        if any(isinstance(a, str) and "\x00" in a for a in args):
+        if _holds_nul(args):
+            if text.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+                raise UnstorableText("PostgreSQL cannot store text holding NUL")
             # PostgreSQL's text cannot hold NUL, so no stored value equals or contains one
             # (every read here tests its parameters positively).
             return []
@@ -116,15 +127,23 @@ class PgDb:
 
     async def run(self, sql: str, params: Params | None = None) -> int:
         text, names = render(sql)
+        args = _args(names, params)
+        _refuse_nul(args)
         try:
-            return _rowcount(await self.conn.execute(text, *_args(names, params)))
+            return _rowcount(await self.conn.execute(text, *args))
         except asyncpg.PostgresError as exc:
             _translate(exc)
 
     async def run_many(self, sql: str, params: Iterable[Params]) -> None:
         text, names = render(sql)
+
+        def checked(p: Params) -> list[Any]:
+            args = _args(names, p)
+            _refuse_nul(args)
+            return args
+
         try:
-            await self.conn.executemany(text, (_args(names, p) for p in params))
+            await self.conn.executemany(text, (checked(p) for p in params))
         except asyncpg.PostgresError as exc:
             _translate(exc)
 
