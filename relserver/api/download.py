@@ -96,8 +96,10 @@ class BlobResponse(web.StreamResponse):
             await self.write_eof()
             return writer
         finally:
-            # Shielded: a cancelled request (client gone) must still close the file.
-            await asyncio.shield(asyncio.to_thread(fobj.close))
+            # On the loop, not in a thread: closing a file opened for reading is one close(2),
+            # and a request cancelled while the server shuts down may find no thread left to
+            # run it in, which would leave the file open.
+            fobj.close()
 
     async def _send_pieces(self, writer: AbstractStreamWriter, start: int, count: int) -> None:
         """Without a local file: the blob's bytes through `open_range`, a piece per thread hop."""
@@ -115,8 +117,9 @@ class BlobResponse(web.StreamResponse):
             while piece := await asyncio.to_thread(next, pieces, b""):
                 await writer.write(piece)
         finally:
-            # Shielded: a client gone mid-way must still close the blob's reader.
-            await asyncio.shield(asyncio.to_thread(_close_pieces, pieces))
+            # A client gone mid-way must still close the blob's reader: on the loop, for the
+            # same reason as the file above (an engine's reader closes a file or a connection).
+            _close_pieces(pieces)
 
     async def _unsatisfiable(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         self.set_status(416)
