@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import secrets
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +25,7 @@ from ..ingest.chunks import chunk_error
 from ..models import Organization, Project, Release, StoredBlob
 from ..storage.blobs import StagedBlob
 from ..storage.catalog import ReleaseGone, UnstorableText
+from ..storage.sql.dialect import ts
 from .bundles import save_artifact_bundle
 from .context import Backend
 from .release_files import upsert_release_bundle
@@ -46,16 +50,28 @@ MAX_CONCURRENT_ASSEMBLIES = 1
 # instead of by the poll a second later; Sentry answers `created` at once and lets the client
 # poll (tasks/assemble.py), which these clients handle the same way either answer.
 ASSEMBLE_WAIT_SECONDS = 2.0
+# How long a worker's claim on a task lasts unless renewed (DESIGN D10); renewed every third
+# of it while the work runs. The scale-out guide's design sketch uses 30 s.
+LEASE_SECONDS = 30.0
+# How often each process looks for tasks nobody holds (a takeover after a worker died).
+TAKEOVER_POLL_SECONDS = 5.0
 
 
 class Assembler:
     """Owns the background assembly tasks of one app."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(
+        self, backend: Backend, *, lease_seconds: float = LEASE_SECONDS, poll_seconds: float = TAKEOVER_POLL_SECONDS
+    ) -> None:
         self.backend = backend
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[tuple[int, str, str], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_ASSEMBLIES)
+        # Who holds a lease: this process, unique across restarts and hosts.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lease = timedelta(seconds=lease_seconds)
+        self._poll_seconds = poll_seconds
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def limits(self) -> BundleLimits:
@@ -83,15 +99,44 @@ class Assembler:
         self._spawn(organization_id, kind, checksum, request)
 
     async def resume(self) -> int:
+        """Start what was accepted and not finished, then keep watching for such work.
+
+        On a catalog of this process alone (SQLite) every unfinished task is a previous run's,
+        lease or not. On a shared one a task is taken only once nobody's lease runs, so a
+        process that died mid-assembly hands its work to another within a lease (D10)."""
+        shared = self.backend.catalog.shared
+        started = await self._take_over(respect_leases=shared)
+        if shared and self._poll_seconds > 0:
+            self._watcher = asyncio.create_task(self._watch(), name="assembly takeover")
+        return started
+
+    async def _take_over(self, *, respect_leases: bool) -> int:
+        now = _stamp(datetime.now(UTC))
         async with self.backend.catalog.read() as tx:
-            unfinished = await tx.tasks.unfinished()
+            unfinished = await tx.tasks.unfinished(unleased_at=now if respect_leases else None)
+        started = 0
         for organization_id, kind, checksum, request in unfinished:
+            if (organization_id, kind, checksum) in self._running:
+                continue
             log.info("resuming the assembly of %s %s", kind, checksum)
-            self._spawn(organization_id, kind, checksum, request)
-        return len(unfinished)
+            self._spawn(organization_id, kind, checksum, request, force=not respect_leases)
+            started += 1
+        return started
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_seconds)
+            try:
+                await self._take_over(respect_leases=True)
+            except Exception:
+                log.exception("looking for assemblies to take over failed; trying again")
 
     async def close(self) -> None:
-        """Stop running work; what was interrupted resumes on the next start."""
+        """Stop running work; what was interrupted resumes on the next start (or, on a shared
+        catalog, in another process once the lease runs out)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -101,8 +146,12 @@ class Assembler:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def _spawn(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
-        task = asyncio.create_task(self._run(organization_id, kind, checksum, request), name=f"assemble {checksum}")
+    def _spawn(
+        self, organization_id: int, kind: str, checksum: str, request: dict[str, Any], *, force: bool = False
+    ) -> None:
+        task = asyncio.create_task(
+            self._run(organization_id, kind, checksum, request, force=force), name=f"assemble {checksum}"
+        )
         key = (organization_id, kind, checksum)
         self._tasks.add(task)
         self._running[key] = task
@@ -138,31 +187,61 @@ class Assembler:
         async with self.backend.catalog.write() as tx:
             await tx.tasks.set(organization_id, kind, checksum, state, detail, request)
 
-    async def _run(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
+    async def _claim(self, key: tuple[int, str, str], *, force: bool) -> bool:
+        now = datetime.now(UTC)
+        async with self.backend.catalog.write() as tx:
+            return await tx.tasks.claim(*key, self.owner, _stamp(now), _stamp(now + self._lease), force=force)
+
+    async def _renew(self, key: tuple[int, str, str]) -> None:
+        """Keep the lease while the work runs (cancelled when it ends)."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            async with self.backend.catalog.write() as tx:
+                kept = await tx.tasks.renew(*key, self.owner, _stamp(datetime.now(UTC) + self._lease))
+            if not kept:
+                log.warning("lost the lease on the assembly of %s; its outcome will not be recorded here", key[2])
+                return
+
+    async def _run(
+        self, organization_id: int, kind: str, checksum: str, request: dict[str, Any], *, force: bool = False
+    ) -> None:
+        key = (organization_id, kind, checksum)
         async with self._slots:
-            await self._set(organization_id, kind, checksum, "assembling")
+            if not await self._claim(key, force=force):
+                return  # finished meanwhile, or another process holds it
+            renewer = asyncio.create_task(self._renew(key), name=f"lease {checksum}")
             try:
-                if kind == ARTIFACT_BUNDLE:
-                    await self._artifact_bundle(organization_id, checksum, request)
-                else:
-                    await self._release_bundle(organization_id, checksum, request)
-            except BundleError as exc:
-                log.info("assembly of %s failed: %s", checksum, exc)
-                await self._set(organization_id, kind, checksum, "error", str(exc))
-            except asyncio.CancelledError:
-                raise
-            except UnstorableText:
-                log.info("assembly of %s failed: a manifest value holds NUL", checksum)
-                await self._set(organization_id, kind, checksum, "error", UNSTORABLE_MANIFEST)
-            except Exception as exc:
-                if is_disk_full(exc):
-                    log.error("assembly of %s: disk full", checksum)
-                    await self._set(organization_id, kind, checksum, "error", "the server's disk is full")
-                    return
-                log.exception("assembly of %s crashed", checksum)
-                await self._set(organization_id, kind, checksum, "error", "internal server error")
+                state, detail = await self._work(organization_id, kind, checksum, request)
+            finally:
+                renewer.cancel()
+                await asyncio.gather(renewer, return_exceptions=True)
+            async with self.backend.catalog.write() as tx:
+                await tx.tasks.finish(*key, self.owner, state, detail)
+
+    async def _work(
+        self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]
+    ) -> tuple[str, str | None]:
+        """Assemble; the end state and its detail."""
+        try:
+            if kind == ARTIFACT_BUNDLE:
+                await self._artifact_bundle(organization_id, checksum, request)
             else:
-                await self._set(organization_id, kind, checksum, "ok")
+                await self._release_bundle(organization_id, checksum, request)
+        except BundleError as exc:
+            log.info("assembly of %s failed: %s", checksum, exc)
+            return "error", str(exc)
+        except asyncio.CancelledError:
+            raise
+        except UnstorableText:
+            log.info("assembly of %s failed: a manifest value holds NUL", checksum)
+            return "error", UNSTORABLE_MANIFEST
+        except Exception as exc:
+            if is_disk_full(exc):
+                log.error("assembly of %s: disk full", checksum)
+                return "error", "the server's disk is full"
+            log.exception("assembly of %s crashed", checksum)
+            return "error", "internal server error"
+        return "ok", None
 
     async def _assembled_file(
         self, organization_id: int, checksum: str, chunks: list[str], name: str
@@ -246,6 +325,12 @@ class Assembler:
                 raise BundleError("release does not exist") from None
         finally:
             await asyncio.to_thread(_discard_leftovers, temp, bundle)
+
+
+def _stamp(moment: datetime) -> str:
+    stamp = ts(moment)
+    assert stamp is not None
+    return stamp
 
 
 def _string(value: Any) -> str | None:

@@ -36,6 +36,10 @@ class CatalogUnavailable(RuntimeError):
 class Catalog(Protocol):
     """Where metadata lives; every method is safe to call concurrently once it is open."""
 
+    # Whether other relserver processes may use this catalog at the same time (PostgreSQL);
+    # SQLite's is this process's alone, behind the data dir's lock.
+    shared: bool
+
     async def open(self) -> None:
         """Connect and migrate; raises CatalogUnavailable with a one-line reason."""
         ...

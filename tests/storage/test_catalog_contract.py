@@ -392,6 +392,31 @@ class TestTasksTokensAndChunks:
             assert task is not None and task.state == "assembling"
             assert await tx.tasks.unfinished() == [(org.id, "kind", "abc", {"chunks": ["1"]})]
 
+    async def test_a_lease_is_exclusive_until_it_runs_out_and_fences_the_outcome(self, catalog: Catalog) -> None:
+        org, _, _ = await seed(catalog)
+        key = (org.id, "kind", "abc")
+        t0, t1, t2, t3 = (
+            "2026-01-01T00:00:00.000000+00:00",
+            "2026-01-01T00:00:10.000000+00:00",
+            "2026-01-01T00:00:20.000000+00:00",
+            "2026-01-01T00:00:40.000000+00:00",
+        )
+        async with catalog.write() as tx:
+            await tx.tasks.set(*key, "created", request={"chunks": []})
+            assert await tx.tasks.claim(*key, "a", t0, t2)
+            assert not await tx.tasks.claim(*key, "b", t1, t3), "a's lease still runs at t1"
+            assert await tx.tasks.unfinished(unleased_at=t1) == []
+            assert await tx.tasks.renew(*key, "a", t2)
+            assert [k[:3] for k in await tx.tasks.unfinished(unleased_at=t3)] == [key]
+            # a died: at t3 its lease has run out, and b takes the task over.
+            assert await tx.tasks.claim(*key, "b", t3, t3)
+            assert not await tx.tasks.renew(*key, "a", t3)
+            assert not await tx.tasks.finish(*key, "a", "ok", None), "a stale worker must not record"
+            assert await tx.tasks.finish(*key, "b", "error", "why")
+            assert not await tx.tasks.claim(*key, "c", t3, t3, force=True), "a finished task is not claimed"
+            task = await tx.tasks.get(*key)
+        assert task is not None and (task.state, task.detail) == ("error", "why")
+
     async def test_a_token_is_added_once_and_revoked_once(self, catalog: Catalog) -> None:
         async def insert(tx: WriteTx, label: str) -> None:
             await tx.tokens.insert(

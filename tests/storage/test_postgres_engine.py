@@ -15,6 +15,7 @@ from relserver.config import Config
 from relserver.storage import catalog_for, describe_catalog, redact
 from relserver.storage.catalog import CatalogUnavailable
 from relserver.storage.sql.postgres import PostgresCatalog, render
+from relserver.storage.sql.postgres_schema import MIGRATIONS
 
 from ..conftest import ClientFactory, assert_api_error, bearer, create_release, upload
 from ..postgres_cluster import Cluster
@@ -100,7 +101,7 @@ async def test_processes_starting_together_migrate_once(pg_url: str) -> None:
     await asyncio.gather(*(c.open() for c in catalogs))
     try:
         checks = await asyncio.gather(*(c.check() for c in catalogs))
-        assert {c.schema_version for c in checks} == {1}
+        assert {c.schema_version for c in checks} == {len(MIGRATIONS)}
         async with catalogs[0].write() as tx:
             await tx.organizations.ensure("acme")
         async with catalogs[5].read() as rtx:

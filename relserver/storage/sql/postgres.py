@@ -151,6 +151,8 @@ class PgDb:
 class PostgresCatalog:
     """The catalog in a PostgreSQL database, shared by any number of relserver processes."""
 
+    shared = True
+
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         self._pool_size = pool_size

@@ -161,4 +161,10 @@ MIGRATIONS: tuple[str, ...] = (
         date_finished TEXT NOT NULL
     );
     """,
+    """
+    -- Assembly leases (DESIGN D10): the process working on a task says so until lease_until;
+    -- any process may take over a task whose lease ran out (its worker died).
+    ALTER TABLE assemble_tasks ADD COLUMN lease_owner TEXT;
+    ALTER TABLE assemble_tasks ADD COLUMN lease_until TEXT;
+    """,
 )

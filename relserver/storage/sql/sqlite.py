@@ -98,6 +98,8 @@ class SqliteDb:
 class SqliteCatalog:
     """The SQLite database of one data dir."""
 
+    shared = False
+
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.path = path
         self._fsync = fsync

@@ -196,4 +196,10 @@ MIGRATIONS: tuple[str, ...] = (
     -- The list's `checksum` filter.
     CREATE INDEX release_files_by_sha1 ON release_files (release_id, sha1);
     """,
+    """
+    -- Assembly leases (DESIGN D10): the process working on a task says so until lease_until;
+    -- any process may take over a task whose lease ran out (its worker died).
+    ALTER TABLE assemble_tasks ADD COLUMN lease_owner TEXT;
+    ALTER TABLE assemble_tasks ADD COLUMN lease_until TEXT;
+    """,
 )

@@ -62,12 +62,14 @@ class AssembleTasks:
         detail: str | None = None,
         request: dict[str, Any] | None = None,
     ) -> None:
-        """Record a state; `request` (what to assemble) is kept from the first call that gave it."""
+        """Record a state, with no lease; `request` (what to assemble) is kept from the first
+        call that gave it."""
         await self.db.run(
             "INSERT INTO assemble_tasks (organization_id, kind, checksum, state, detail, request, date_updated)"
             " VALUES (:org, :kind, :checksum, :state, :detail, :request, :now)"
             " ON CONFLICT (organization_id, kind, checksum) DO UPDATE SET state = excluded.state,"
             " detail = excluded.detail, date_updated = excluded.date_updated,"
+            " lease_owner = NULL, lease_until = NULL,"
             " request = CASE WHEN excluded.request = '{}' THEN assemble_tasks.request ELSE excluded.request END",
             {
                 "org": organization_id,
@@ -80,10 +82,58 @@ class AssembleTasks:
             },
         )
 
-    async def unfinished(self) -> list[tuple[int, str, str, dict[str, Any]]]:
-        """Assemblies accepted but not finished: (org id, kind, checksum, request), oldest first."""
+    async def unfinished(self, *, unleased_at: str | None = None) -> list[tuple[int, str, str, dict[str, Any]]]:
+        """Assemblies accepted but not finished: (org id, kind, checksum, request), oldest first;
+        with `unleased_at`, only those nobody holds a lease on at that time."""
+        lease = " AND (lease_until IS NULL OR lease_until < :now)" if unleased_at is not None else ""
         rows = await self.db.rows(
             "SELECT organization_id, kind, checksum, request FROM assemble_tasks"
-            " WHERE state IN ('created', 'assembling') ORDER BY date_updated"
+            f" WHERE state IN ('created', 'assembling'){lease} ORDER BY date_updated",
+            {"now": unleased_at},
         )
         return [(r["organization_id"], r["kind"], r["checksum"], from_json(r["request"])) for r in rows]
+
+    async def claim(
+        self, organization_id: int, kind: str, checksum: str, owner: str, now: str, until: str, *, force: bool = False
+    ) -> bool:
+        """Take the lease on an unfinished task (`assembling` until `until`): True when it is
+        ours, False when it is finished or another owner's lease still runs (unless `force`)."""
+        lease = "" if force else " AND (lease_owner IS NULL OR lease_owner = :owner OR lease_until < :now)"
+        changed = await self.db.run(
+            "UPDATE assemble_tasks SET state = 'assembling', lease_owner = :owner, lease_until = :until,"
+            " date_updated = :now"
+            " WHERE organization_id = :org AND kind = :kind AND checksum = :checksum"
+            f" AND state IN ('created', 'assembling'){lease}",
+            {"org": organization_id, "kind": kind, "checksum": checksum, "owner": owner, "now": now, "until": until},
+        )
+        return changed > 0
+
+    async def renew(self, organization_id: int, kind: str, checksum: str, owner: str, until: str) -> bool:
+        """Extend our lease; False when it is no longer ours."""
+        changed = await self.db.run(
+            "UPDATE assemble_tasks SET lease_until = :until"
+            " WHERE organization_id = :org AND kind = :kind AND checksum = :checksum AND lease_owner = :owner",
+            {"org": organization_id, "kind": kind, "checksum": checksum, "owner": owner, "until": until},
+        )
+        return changed > 0
+
+    async def finish(
+        self, organization_id: int, kind: str, checksum: str, owner: str, state: str, detail: str | None
+    ) -> bool:
+        """Record the end state, only while the lease is ours (a worker that lost its lease
+        to a takeover must not overwrite the new owner's outcome)."""
+        changed = await self.db.run(
+            "UPDATE assemble_tasks SET state = :state, detail = :detail, date_updated = :now,"
+            " lease_owner = NULL, lease_until = NULL"
+            " WHERE organization_id = :org AND kind = :kind AND checksum = :checksum AND lease_owner = :owner",
+            {
+                "org": organization_id,
+                "kind": kind,
+                "checksum": checksum,
+                "owner": owner,
+                "state": state,
+                "detail": detail,
+                "now": ts(utcnow()),
+            },
+        )
+        return changed > 0
