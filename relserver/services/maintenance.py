@@ -18,10 +18,15 @@ async def sweep_leftovers(catalog: Catalog, blobstore: BlobStore) -> SweepReport
     Start-up and `relserver vacuum` run this, only while they hold the data dir's lock: with
     no other process on the data dir, every relserver temp file is a leftover of a crash and
     every unreferenced blob one of a delete interrupted mid-way (DESIGN invariants 1, 10).
+
+    On a shared catalog other processes may be between storing a blob and committing its row,
+    so no blob's bytes are deleted here: only this data dir's temp files and the rows nothing
+    references (a blob row is always committed with its reference). What a crash leaves in a
+    shared blob store stays until a collector with a grace period exists (DESIGN D10).
     """
     async with catalog.write() as tx:
         pruned = await tx.blobs.prune()
-        referenced = set(await tx.blobs.all())
+        referenced = None if catalog.shared else set(await tx.blobs.all())
     return await asyncio.to_thread(blobs.sweep, blobstore, referenced, blob_rows=pruned)
 
 

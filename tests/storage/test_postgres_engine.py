@@ -13,6 +13,7 @@ import pytest
 
 from relserver.config import Config
 from relserver.storage import catalog_for, describe_catalog, redact
+from relserver.storage.blobs.disk import DiskBlobStore
 from relserver.storage.catalog import CatalogUnavailable
 from relserver.storage.sql.postgres import PostgresCatalog, render
 from relserver.storage.sql.postgres_schema import MIGRATIONS
@@ -171,3 +172,21 @@ class TestNulOnPostgres:
         assert [f["name"] for f in await resp.json()] == ["~/abc.js"]
         resp = await client.get("/api/0/projects/acme/web/releases/1.0\x00/files/", headers=bearer())
         assert resp.status == 404
+
+
+async def test_a_start_on_a_shared_catalog_deletes_no_blob_bytes(
+    make_client: ClientFactory, config: Config, pg_url: str
+) -> None:
+    """Another process may have stored a blob and not yet committed its row: a start-up
+    sweep on a shared catalog removes this data dir's temp files, never blob bytes."""
+    shared = config.with_overrides(database_url=pg_url)
+    first = await make_client(shared)
+    await first.close()
+    blobs = DiskBlobStore(shared.blob_dir, shared.tmp_dir, fsync=False)
+    in_flight = blobs.put_small(b"stored by another process, its row not yet committed")
+    stale = blobs.stage()
+    stale.write(b"a crash's leftover")
+    stale.finish()
+    await make_client(shared)
+    assert blobs.exists(in_flight.sha1)
+    assert not stale.path.exists()

@@ -84,9 +84,10 @@ class SweepReport:
     blob_rows: int = 0
 
 
-def sweep(blobs: BlobStore, referenced: set[str], *, blob_rows: int = 0) -> SweepReport:
+def sweep(blobs: BlobStore, referenced: set[str] | None, *, blob_rows: int = 0) -> SweepReport:
     """Remove relserver's staged leftovers and every blob no row references (DESIGN
-    invariants 1, 10), through the port, so every engine sweeps alike.
+    invariants 1, 10), through the port, so every engine sweeps alike; with `referenced`
+    None, the staged leftovers only.
 
     Only while holding the data dir's lock (start-up, vacuum): a staged file may be an upload
     in flight of whoever holds it.
@@ -96,6 +97,8 @@ def sweep(blobs: BlobStore, referenced: set[str], *, blob_rows: int = 0) -> Swee
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             temp_files += 1
+    if referenced is None:
+        return SweepReport(temp_files=temp_files, orphan_blobs=0, blob_rows=blob_rows)
     orphans = [sha1 for sha1 in blobs.iter_sha1s() if sha1 not in referenced]
     blobs.delete(orphans)
     return SweepReport(temp_files=temp_files, orphan_blobs=len(orphans), blob_rows=blob_rows)
