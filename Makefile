@@ -39,7 +39,8 @@ typecheck: $(VENV)/.installed-test
 
 # System programs the suite runs (the README's curl quick start, mount for the full-disk and
 # read-only tests, PostgreSQL for the catalog's second engine). Debian's images carry them; where one is missing and we are root, apt-get
-# installs it; elsewhere the tests that need it skip (and fail under CI).
+# installs it; elsewhere the tests that need it skip (and fail under CI). The S3 server (SeaweedFS)
+# comes with the test extras.
 SYSTEM_DEPS := curl:curl mount:mount pg_ctlcluster:postgresql
 
 system-deps:
@@ -51,13 +52,14 @@ system-deps:
 		fi; \
 	done
 
-# The API suite's core again, on the PostgreSQL catalog (a throwaway cluster the suite starts).
+# The API suite's core again, on the PostgreSQL catalog and the S3 blob store (a throwaway
+# PostgreSQL cluster and SeaweedFS server the suite starts).
 PG_SUITE := tests/test_upload.py tests/test_files_api.py tests/test_releases_api.py tests/test_releases.py \
 	tests/test_chunks.py tests/test_assembly.py tests/test_bundles_api.py tests/test_bundle_index.py tests/test_auth.py
 
 test: lint typecheck system-deps
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest --catalog postgres $(PG_SUITE)
+	$(BIN)/python -m pytest --catalog postgres --blob-store s3 $(PG_SUITE)
 
 fmt: $(VENV)/.installed-test
 	$(BIN)/ruff format relserver tests scripts

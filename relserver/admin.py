@@ -15,14 +15,14 @@ from .config import (
     Config,
 )
 from .datadir import DataDirError, DataDirInUse, DataDirLock
-from .storage import catalog_for
-from .storage.blobs.disk import DiskBlobStore
+from .storage import blobs_for, catalog_for
+from .storage.blobs import BlobStore
 from .storage.catalog import Catalog
 
 
 def run_admin_command(args: argparse.Namespace) -> int:
     """token, project and vacuum. Reading commands never create a data dir or a database."""
-    config = Config(data_dir=args.data_dir, database_url=args.database_url)
+    config = Config(data_dir=args.data_dir, database_url=args.database_url, blob_url=args.blob_url)
     if args.command == "vacuum":
         _require_database(config)
         return asyncio.run(_vacuum(config))
@@ -69,7 +69,7 @@ async def _vacuum(config: Config) -> int:
         advice = "stop it first: vacuum removes temp files, which may be uploads in flight"
         raise DataDirInUse(exc.data_dir, exc.pid, advice) from None
     try:
-        blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+        blobstore = await _remote_checked(config)
         catalog = catalog_for(config)
         await catalog.open()
         try:
@@ -83,6 +83,16 @@ async def _vacuum(config: Config) -> int:
         f"and {report.blob_rows} unreferenced blob row(s) from {config.data_dir}"
     )
     return 0
+
+
+async def _remote_checked(config: Config) -> BlobStore:
+    """The configured blob store; a remote one is prepared first, so that a wrong endpoint or
+    refused credentials end the command in one line (the disk engine needs nothing, and a
+    read-only `check` must not create its directories)."""
+    blobstore = blobs_for(config)
+    if config.blob_url:
+        await asyncio.to_thread(blobstore.prepare)
+    return blobstore
 
 
 async def _token_create(catalog: Catalog, args: argparse.Namespace) -> int:
@@ -146,7 +156,7 @@ async def _project_create(catalog: Catalog, args: argparse.Namespace) -> int:
 
 async def _check(config: Config) -> int:
     """`relserver check`: what the data dir holds, and every problem on a line of its own."""
-    blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+    blobstore = await _remote_checked(config)
     catalog = catalog_for(config)
     await catalog.open()
     try:

@@ -18,9 +18,8 @@ from .datadir import DataDirLock
 from .keys import assembler_key, backend_key, blobstore_key, catalog_key, config_key
 from .services import Backend, bootstrap_tokens, sweep_leftovers
 from .services.assembly import Assembler
-from .storage import catalog_for
+from .storage import blobs_for, catalog_for
 from .storage.blobs import SweepReport
-from .storage.blobs.disk import DiskBlobStore
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     lock = DataDirLock(config.data_dir)
     await asyncio.to_thread(_make_and_lock, lock)
     try:
-        blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+        blobstore = blobs_for(config)
         await asyncio.to_thread(blobstore.prepare)
         catalog = catalog_for(config)
         await catalog.open()

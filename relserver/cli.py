@@ -34,6 +34,8 @@ from .config import (
 )
 from .datadir import DataDirError, describe_error
 from .serve import StartupError, configure_logging, serve
+from .storage.blobs import BlobStoreUnavailable
+from .storage.blobs.s3_config import BlobUrl
 from .storage.catalog import CatalogUnavailable
 
 ENV_PREFIX = "RELSERVER_"
@@ -140,15 +142,44 @@ DATABASE_URL_HELP = (
 )
 
 
+def parse_blob_url(text: str) -> str | None:
+    """An S3 bucket and optional prefix (s3://bucket/prefix), or empty for the data dir."""
+    if not text.strip():
+        return None
+    try:
+        BlobUrl.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "not an S3 URL: give s3://bucket or s3://bucket/prefix (or leave it unset for the data dir)"
+        ) from None
+    return text
+
+
+BLOB_URL_HELP = (
+    "keep the blobs (the files' bytes) in this S3 bucket and prefix instead of the data dir, e.g. "
+    "s3://artifacts/relserver; endpoint, region and credentials come from AWS_ENDPOINT_URL, AWS_REGION, "
+    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; needs `pip install 'relserver[s3]'` "
+    "(env RELSERVER_BLOB_URL; default: the data dir)"
+)
+
+# The global options: each may come before or after the command.
+_GLOBAL_OPTIONS = ("--data-dir", "--database-url", "--blob-url")
+
+
 def _add_data_dir(
-    parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS, database_default: Any = argparse.SUPPRESS
+    parser: argparse.ArgumentParser,
+    default: Any = argparse.SUPPRESS,
+    database_default: Any = argparse.SUPPRESS,
+    blob_default: Any = argparse.SUPPRESS,
 ) -> None:
-    """`--data-dir` and `--database-url` on every level of the tree. Below the top they default
-    to SUPPRESS, so a value given before the command is not overwritten by a subcommand's default."""
+    """`--data-dir`, `--database-url` and `--blob-url` on every level of the tree. Below the top
+    they default to SUPPRESS, so a value given before the command is not overwritten by a
+    subcommand's default."""
     parser.add_argument("--data-dir", type=parse_data_dir, default=default, metavar="DIR", help=DATA_DIR_HELP)
     parser.add_argument(
         "--database-url", type=parse_database_url, default=database_default, metavar="URL", help=DATABASE_URL_HELP
     )
+    parser.add_argument("--blob-url", type=parse_blob_url, default=blob_default, metavar="URL", help=BLOB_URL_HELP)
 
 
 COMMANDS = ("serve", "token", "project", "vacuum", "check")
@@ -180,7 +211,10 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, _EnvDef
     env = _EnvDefault(parser, environ)
     parser.add_argument("--version", action="version", version=f"relserver {__version__}")
     _add_data_dir(
-        parser, env("DATA_DIR", parse_data_dir, DEFAULT_DATA_DIR), env("DATABASE_URL", parse_database_url, None)
+        parser,
+        env("DATA_DIR", parse_data_dir, DEFAULT_DATA_DIR),
+        env("DATABASE_URL", parse_database_url, None),
+        env("BLOB_URL", parse_blob_url, None),
     )
     commands = parser.add_subparsers(dest="command", required=True, title="commands")
     serve_env = _add_serve(commands, environ)
@@ -363,9 +397,9 @@ def with_command(argv: Sequence[str]) -> list[str]:
         arg = argv[i]
         if arg in COMMANDS or arg in _TOP_LEVEL_FLAGS:
             return list(argv)
-        if arg in ("--data-dir", "--database-url"):
+        if arg in _GLOBAL_OPTIONS:
             i += 2
-        elif arg.startswith(("--data-dir=", "--database-url=")):
+        elif arg.startswith(tuple(f"{option}=" for option in _GLOBAL_OPTIONS)):
             i += 1
         else:
             break
@@ -386,6 +420,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         port=args.port,
         data_dir=args.data_dir,
         database_url=args.database_url,
+        blob_url=args.blob_url,
         max_file_size=args.max_file_size,
         token=args.token or None,
         fsync=not args.no_fsync,
@@ -407,7 +442,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             asyncio.run(serve(config))
             return 0
         return run_admin_command(args)
-    except (StartupError, DataDirError, CatalogUnavailable, OSError, sqlite3.Error) as exc:
+    except (StartupError, DataDirError, CatalogUnavailable, BlobStoreUnavailable, OSError, sqlite3.Error) as exc:
         # Whatever the data dir or the socket refused, in one line: never a traceback.
         message = str(exc) if isinstance(exc, StartupError) else describe_error(args.data_dir, exc)
         if message is None:

@@ -68,6 +68,9 @@ class Config:
     data_dir: Path = DEFAULT_DATA_DIR
     # The catalog's PostgreSQL database; None keeps it in the data dir's SQLite file.
     database_url: str | None = None
+    # The blob store's S3 bucket and prefix (s3://bucket/prefix); None keeps blobs in the data
+    # dir. Endpoint, region and credentials come from the AWS_* environment variables.
+    blob_url: str | None = None
     max_file_size: int = MAX_FILE_SIZE
     max_field_size: int = MAX_FIELD_SIZE
     max_parts: int = MAX_PARTS

@@ -19,6 +19,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from .storage.blobs import BlobStoreUnavailable
 from .storage.catalog import CatalogUnavailable
 
 LOCK_NAME = "lock"
@@ -111,7 +112,7 @@ def describe_error(data_dir: Path, exc: BaseException) -> str | None:
     SQLite's "attempt to write a readonly database" / "unable to open database file" (SQLite
     cannot create the WAL index beside the database); each becomes `cannot write <dir>: why`.
     """
-    if isinstance(exc, (DataDirError, CatalogUnavailable)):
+    if isinstance(exc, (DataDirError, CatalogUnavailable, BlobStoreUnavailable)):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno in _WRITE_REFUSALS:
         return f"cannot write {data_dir}: {_WRITE_REFUSALS[exc.errno]}"

@@ -18,7 +18,7 @@ from .config import (
     Config,
 )
 from .datadir import DataDirError, describe_error
-from .storage import describe_catalog
+from .storage import describe_blobs, describe_catalog
 
 log = logging.getLogger("relserver")
 
@@ -82,6 +82,7 @@ async def _serve_on(config: Config, sockets: list[socket.socket]) -> None:
         # storage_ctx: lock the data dir, open the database, sweep, bootstrap the admin token.
         await runner.setup()
     except (OSError, RuntimeError, sqlite3.Error, DataDirError) as exc:
+        # RuntimeError covers CatalogUnavailable and BlobStoreUnavailable.
         raise StartupError(describe_error(config.data_dir, exc) or str(exc)) from exc
     try:
         sites = [web.SockSite(runner, sock) for sock in sockets]
@@ -136,7 +137,7 @@ def print_banner(config: Config, url: str, new_token: str | None) -> None:
         f"relserver {__version__} listening on {url}",
         f"  data dir:    {data_dir}",
         f"  catalog:     {describe_catalog(config)}",
-        f"  blob store:  disk, {config.blob_dir.resolve()}",
+        f"  blob store:  {describe_blobs(config)}",
     ]
     if new_token:
         lines.append(f"  admin token: {new_token}")

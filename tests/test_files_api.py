@@ -16,11 +16,11 @@ from .conftest import (
     Client,
     assert_api_error,
     bearer,
-    blob_files,
     create_release,
     files_url,
     mint_token,
     sha1,
+    stored_sha1s,
     upload,
 )
 
@@ -352,17 +352,17 @@ class TestDelete:
         assert resp.status == 204
         assert await resp.read() == b""
         await assert_api_error(await get(client, file_url(uploaded["id"])), 404, NOT_FOUND)
-        assert blob_files(config) == []
+        assert stored_sha1s(config) == []
 
     async def test_a_shared_blob_stays_until_its_last_file_goes(self, client: Client, config: Config) -> None:
         a = await upload_json(client, b"shared", name="~/a.js")
         b = await upload_json(client, b"shared", name="~/b.js")
         assert (await client.delete(file_url(a["id"]), headers=bearer())).status == 204
-        assert [p.name for p in blob_files(config)] == [sha1(b"shared")]
+        assert stored_sha1s(config) == [sha1(b"shared")]
         resp = await get(client, f"{file_url(b['id'])}?download")
         assert await resp.read() == b"shared"
         assert (await client.delete(file_url(b["id"]), headers=bearer())).status == 204
-        assert blob_files(config) == []
+        assert stored_sha1s(config) == []
 
     async def test_delete_then_reupload_of_the_same_bytes_works(self, client: Client) -> None:
         a = await upload_json(client, b"again")
@@ -401,7 +401,7 @@ class TestDeleteAll:
         resp = await client.delete(f"{base}/files/source-maps/?name=1.0", headers=bearer())
         assert (resp.status, await resp.read()) == (204, b"")
         assert await (await get(client, files_url("1.0"))).json() == []
-        assert [p.name for p in blob_files(config)] == [keep["sha1"]]
+        assert stored_sha1s(config) == [keep["sha1"]]
 
     async def test_missing_name_is_an_empty_404_and_unknown_release_says_so(self, client: Client) -> None:
         resp = await client.delete("/api/0/projects/acme/web/files/source-maps/", headers=bearer())

@@ -17,7 +17,7 @@ import pytest
 from relserver import auth, sentry
 
 from .bundle_helpers import chunk_form, make_bundle, upload_bundle
-from .conftest import Client, assert_api_error, bearer, blob_files, create_release, sha1, upload
+from .conftest import Client, assert_api_error, bearer, create_release, sha1, stored_sha1s, upload
 from .server_process import running_server
 
 ORG_URL = "/api/0/organizations/acme"
@@ -415,7 +415,7 @@ class TestDeleteAllDeletesWhatTheReleaseLists:
         bundles = await (await client.get(f"{PROJECT_URL}/files/artifact-bundles/", headers=bearer())).json()
         assert [b["associations"] for b in bundles] == [[{"release": "2.0", "dist": None}]]
         # The bytes only the deleted files held are gone; the other release's are not.
-        on_disk = {p.name for p in blob_files(config)}
+        on_disk = set(stored_sha1s(config))
         assert not {sha1(b"classic"), sha1(tied)} & on_disk
         assert sha1(other) in on_disk
 

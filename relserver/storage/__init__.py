@@ -4,18 +4,23 @@
   repository per aggregate); the SQLite engine is `storage.sql.sqlite`, and every SQL statement
   relserver runs is in `storage.sql`.
 - `storage.blobs`: bytes by sha1, with no paths in the interface; the disk engine is
-  `storage.blobs.disk`.
+  `storage.blobs.disk`, the S3 engine `storage.blobs.s3`.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ..config import Config
+from .blobs import BlobStore, BlobStoreUnavailable
 from .catalog import Catalog, CatalogUnavailable
 
 # What to run when --database-url names PostgreSQL but its driver is not installed.
 POSTGRES_EXTRA = "pip install 'relserver[postgres]'"
+# What to run when --blob-url names S3 but its client is not installed.
+S3_EXTRA = "pip install 'relserver[s3]'"
 
 
 def catalog_for(config: Config) -> Catalog:
@@ -29,6 +34,33 @@ def catalog_for(config: Config) -> Catalog:
     from .sql.sqlite import SqliteCatalog
 
     return SqliteCatalog(config.db_path, fsync=config.fsync)
+
+
+def blobs_for(config: Config, environ: Mapping[str, str] | None = None) -> BlobStore:
+    """The blob store engine the configuration names (not yet prepared). An S3 store takes its
+    endpoint, region and credentials from the AWS_* variables of `environ` (default: the
+    process environment)."""
+    if config.blob_url:
+        try:
+            from .blobs.s3 import S3BlobStore
+        except ImportError:
+            raise BlobStoreUnavailable(f"--blob-url needs the S3 client: {S3_EXTRA}") from None
+        from .blobs.s3_config import S3Settings
+
+        settings = S3Settings.from_environ(os.environ if environ is None else environ)
+        return S3BlobStore(config.blob_url, config.tmp_dir, settings)
+    from .blobs.disk import DiskBlobStore
+
+    return DiskBlobStore(config.blob_dir, config.tmp_dir, fsync=config.fsync)
+
+
+def describe_blobs(config: Config, environ: Mapping[str, str] | None = None) -> str:
+    """Where the blobs live, for the banner and logs; never a credential."""
+    if not config.blob_url:
+        return f"disk, {config.blob_dir.resolve()}"
+    from .blobs.s3_config import S3Settings, describe
+
+    return describe(config.blob_url, S3Settings.from_environ(os.environ if environ is None else environ))
 
 
 def describe_catalog(config: Config) -> str:

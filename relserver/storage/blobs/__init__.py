@@ -1,9 +1,9 @@
 """The blob store port: bytes named by their sha1, with no paths in the interface.
 
 Every method blocks (file or network I/O, hashing) and runs in a worker thread; async
-callers hop with `asyncio.to_thread`. Engines: `disk` (the default, one process). A staged
-blob lives on local disk for every engine: hashing needs its bytes before their name is
-known, and zipfile needs a seekable file.
+callers hop with `asyncio.to_thread`. Engines: `disk` (the default) and `s3` (an
+S3-compatible bucket, `--blob-url s3://…`). A staged blob lives on local disk for every
+engine: hashing needs its bytes before their name is known, and zipfile needs a seekable file.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Protocol
 
 from ...models import StoredBlob
+
+
+class BlobStoreUnavailable(RuntimeError):
+    """The configured blob store cannot be used (unreachable, refused, missing); one line says why."""
 
 
 class StagedBlob(Protocol):
@@ -37,7 +41,8 @@ class StagedBlob(Protocol):
 
 class BlobStore(Protocol):
     def prepare(self) -> None:
-        """Create what the engine needs (directories, or nothing)."""
+        """Create what the engine needs (directories) and check it can be used; raises
+        BlobStoreUnavailable with a one-line reason when a remote store cannot."""
         ...
 
     def stage(self) -> StagedBlob: ...

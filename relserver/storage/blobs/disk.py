@@ -184,10 +184,14 @@ class DiskBlobStore:
                 yield path.name
 
     def stale_staged(self) -> list[Path]:
-        """relserver's own temp files in `tmp_dir` (by name); nothing else found there."""
-        if not self.tmp_dir.is_dir():
-            return []
-        return [p for p in self.tmp_dir.iterdir() if _TEMP_NAME.fullmatch(p.name) and _is_regular_file(p)]
+        return stale_temp_files(self.tmp_dir)
+
+
+def stale_temp_files(tmp_dir: Path) -> list[Path]:
+    """relserver's own temp files in `tmp_dir` (by name); nothing else found there."""
+    if not tmp_dir.is_dir():
+        return []
+    return [p for p in tmp_dir.iterdir() if _TEMP_NAME.fullmatch(p.name) and _is_regular_file(p)]
 
 
 def _is_regular_file(path: Path) -> bool:
