@@ -15,7 +15,7 @@ from .config import (
     Config,
 )
 from .datadir import DataDirError, DataDirInUse, DataDirLock
-from .storage import blobs_for, catalog_for
+from .storage import blobs_for, opened_catalog
 from .storage.blobs import BlobStore
 from .storage.catalog import Catalog
 
@@ -46,9 +46,7 @@ def _require_database(config: Config) -> None:
 async def _store_command(config: Config, args: argparse.Namespace) -> int:
     # Token and project commands are one short transaction each: safe beside a running server
     # (WAL, and the busy timeout waits out its writer), so they take no lock.
-    catalog = catalog_for(config)
-    await catalog.open()
-    try:
+    async with opened_catalog(config) as catalog:
         if args.command == "project":
             return await _project_create(catalog, args)
         if args.action == "create":
@@ -56,8 +54,6 @@ async def _store_command(config: Config, args: argparse.Namespace) -> int:
         if args.action == "list":
             return await _token_list(catalog)
         return await _token_revoke(catalog, args.id)
-    finally:
-        await catalog.close()
 
 
 async def _vacuum(config: Config) -> int:
@@ -70,12 +66,8 @@ async def _vacuum(config: Config) -> int:
         raise DataDirInUse(exc.data_dir, exc.pid, advice) from None
     try:
         blobstore = await _remote_checked(config)
-        catalog = catalog_for(config)
-        await catalog.open()
-        try:
+        async with opened_catalog(config) as catalog:
             report = await services.sweep_leftovers(catalog, blobstore)
-        finally:
-            await catalog.close()
     finally:
         await asyncio.to_thread(lock.release)
     print(
@@ -157,12 +149,8 @@ async def _project_create(catalog: Catalog, args: argparse.Namespace) -> int:
 async def _check(config: Config) -> int:
     """`relserver check`: what the data dir holds, and every problem on a line of its own."""
     blobstore = await _remote_checked(config)
-    catalog = catalog_for(config)
-    await catalog.open()
-    try:
+    async with opened_catalog(config) as catalog:
         report = await services.check_data_dir(catalog, blobstore)
-    finally:
-        await catalog.close()
     found = report.catalog
     print(
         f"schema {found.schema_version}, {found.release_files} release files, "

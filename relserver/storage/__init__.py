@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 from ..config import Config
@@ -21,6 +22,17 @@ from .catalog import Catalog, CatalogUnavailable
 POSTGRES_EXTRA = "pip install 'relserver[postgres]'"
 # What to run when --blob-url names S3 but its client is not installed.
 S3_EXTRA = "pip install 'relserver[s3]'"
+
+
+@asynccontextmanager
+async def opened_catalog(config: Config) -> AsyncIterator[Catalog]:
+    """The configured catalog, open for the block (the admin commands' one transaction)."""
+    catalog = catalog_for(config)
+    await catalog.open()
+    try:
+        yield catalog
+    finally:
+        await catalog.close()
 
 
 def catalog_for(config: Config) -> Catalog:

@@ -26,7 +26,7 @@ from ...models import CatalogCheck
 from ..catalog import CatalogUnavailable
 from .dialect import Dialect, Params, Row, UniqueViolation, UnstorableText
 from .postgres_schema import MIGRATIONS
-from .repos import ReadTx, WriteTx
+from .repos import ReadTx, WriteTx, check_rows
 
 log = logging.getLogger(__name__)
 
@@ -249,18 +249,7 @@ class PostgresCatalog:
         async with self.pool.acquire() as conn:
             version = await schema_version(conn)
         async with self.read() as tx:
-            blob_rows = await tx.blobs.all()
-            referenced = await tx.blobs.referenced()
-            files = await tx.files.count_all()
-            members = await tx.members.count_all()
-        return CatalogCheck(
-            schema_version=version,
-            integrity="ok",
-            release_files=files,
-            bundle_members=members,
-            blob_rows=blob_rows,
-            dangling=tuple(sorted(referenced - blob_rows)),
-        )
+            return await check_rows(tx, schema_version=version, integrity="ok")
 
 
 async def schema_version(conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> int:

@@ -25,7 +25,7 @@ import aiosqlite
 from ...models import CatalogCheck
 from ..catalog import CatalogUnavailable
 from .dialect import Dialect, Params, Row, UniqueViolation
-from .repos import ReadTx, WriteTx
+from .repos import ReadTx, WriteTx, check_rows
 from .sqlite_schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -206,18 +206,11 @@ class SqliteCatalog:
             raise RuntimeError("the catalog is not open")
         integrity = await SqliteDb(self._reader).row("PRAGMA integrity_check")
         async with self.read() as tx:
-            blob_rows = await tx.blobs.all()
-            referenced = await tx.blobs.referenced()
-            files = await tx.files.count_all()
-            members = await tx.members.count_all()
-        return CatalogCheck(
-            schema_version=await schema_version(self._reader),
-            integrity=str(integrity["integrity_check"]) if integrity else "",
-            release_files=files,
-            bundle_members=members,
-            blob_rows=blob_rows,
-            dangling=tuple(sorted(referenced - blob_rows)),
-        )
+            return await check_rows(
+                tx,
+                schema_version=await schema_version(self._reader),
+                integrity=str(integrity["integrity_check"]) if integrity else "",
+            )
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from ....models import CatalogCheck
 from ..dialect import Db
 from .archive import ArchiveEntries
 from .blobs import BlobRows
@@ -14,7 +15,7 @@ from .orgs import Organizations, Projects
 from .releases import Deploys, ReleaseGone, Releases
 from .tokens import Tokens
 
-__all__ = ["DuplicateReleaseFile", "NewReleaseFile", "ReadTx", "ReleaseGone", "WriteTx"]
+__all__ = ["DuplicateReleaseFile", "NewReleaseFile", "ReadTx", "ReleaseGone", "WriteTx", "check_rows"]
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -70,3 +71,18 @@ class WriteTx(ReadTx):
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             await callback()
+
+
+async def check_rows(tx: ReadTx, *, schema_version: int, integrity: str) -> CatalogCheck:
+    """What every engine's `check()` reports about the rows: counts, and blob references
+    that have no blob row (DESIGN invariant 1)."""
+    blob_rows = await tx.blobs.all()
+    referenced = await tx.blobs.referenced()
+    return CatalogCheck(
+        schema_version=schema_version,
+        integrity=integrity,
+        release_files=await tx.files.count_all(),
+        bundle_members=await tx.members.count_all(),
+        blob_rows=blob_rows,
+        dangling=tuple(sorted(referenced - blob_rows)),
+    )
