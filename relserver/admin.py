@@ -151,11 +151,13 @@ async def _check(config: Config) -> int:
     blobstore = await _remote_checked(config)
     async with opened_catalog(config) as catalog:
         report = await services.check_data_dir(catalog, blobstore)
+        # On a shared catalog a start-up sweep deletes no bytes (services.sweep_leftovers).
+        fate = "kept until a collector exists" if catalog.shared else "removed by the next sweep"
     found = report.catalog
     print(
         f"schema {found.schema_version}, {found.release_files} release files, "
         f"{found.bundle_members} bundle members, {len(found.blob_rows)} blobs "
-        f"({report.unreferenced_bytes} unreferenced on disk, removed by the next sweep)"
+        f"({report.unreferenced_bytes} unreferenced in the blob store, {fate})"
     )
     for problem in report.problems:
         print(f"problem: {problem}")

@@ -219,7 +219,7 @@ def test_check_says_ok_for_a_healthy_data_dir_and_names_every_broken_reference(t
     assert (healthy.returncode, healthy.stderr) == (0, "")
     assert healthy.stdout.splitlines() == [
         f"schema {len(MIGRATIONS)}, 1 release files, 0 bundle members, 1 blobs"
-        " (0 unreferenced on disk, removed by the next sweep)",
+        " (0 unreferenced in the blob store, removed by the next sweep)",
         "ok",
     ]
     # The bytes of a file lost (a disk restored from an old backup), and a row whose blob row went.

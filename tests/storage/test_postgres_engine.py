@@ -190,3 +190,23 @@ async def test_a_start_on_a_shared_catalog_deletes_no_blob_bytes(
     await make_client(shared)
     assert blobs.exists(in_flight.sha1)
     assert not stale.path.exists()
+
+
+async def test_check_on_a_shared_catalog_says_unreferenced_bytes_are_kept(
+    make_client: ClientFactory, config: Config, pg_url: str
+) -> None:
+    shared = config.with_overrides(database_url=pg_url)
+    client = await make_client(shared)
+    await create_release(client, "1.0")
+    assert (await upload(client, b"x", name="~/a.js")).status == 201
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "relserver", "check", "--data-dir", str(shared.data_dir), "--database-url", pg_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
+    first, last = result.stdout.splitlines()
+    assert first.endswith("1 blobs (0 unreferenced in the blob store, kept until a collector exists)"), first
+    assert last == "ok"
