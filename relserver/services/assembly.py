@@ -95,7 +95,8 @@ class Assembler:
         return task.state, task.detail
 
     async def start(self, organization_id: int, kind: str, checksum: str, request: dict[str, Any]) -> None:
-        await self._set(organization_id, kind, checksum, "created", request=request)
+        async with self.backend.catalog.write() as tx:
+            await tx.tasks.set(organization_id, kind, checksum, "created", request=request)
         self._spawn(organization_id, kind, checksum, request)
 
     async def resume(self) -> int:
@@ -174,18 +175,6 @@ class Assembler:
         if task is not None and ASSEMBLE_WAIT_SECONDS > 0:
             await asyncio.wait([task], timeout=ASSEMBLE_WAIT_SECONDS)
         return await self.current_state(organization_id, kind, checksum)
-
-    async def _set(
-        self,
-        organization_id: int,
-        kind: str,
-        checksum: str,
-        state: str,
-        detail: str | None = None,
-        request: dict[str, Any] | None = None,
-    ) -> None:
-        async with self.backend.catalog.write() as tx:
-            await tx.tasks.set(organization_id, kind, checksum, state, detail, request)
 
     async def _claim(self, key: tuple[int, str, str], *, force: bool) -> bool:
         now = datetime.now(UTC)

@@ -103,15 +103,15 @@ async def resolve_release_projects(backend: Backend, org: Organization, refs: li
     """The `projects` of a release-create body; unknown ones are created only when allowed."""
     found: dict[str, Project] = {}
     missing = []
-    for ref in dict.fromkeys(refs):
-        async with backend.catalog.read() as tx:
+    async with backend.catalog.read() as tx:
+        for ref in dict.fromkeys(refs):
             project = await tx.projects.get(org.id, ref)
-        if project is not None:
-            found[ref] = project
-        elif backend.config.auto_create and sentry.is_valid_project_slug(ref):
-            missing.append(ref)
-        else:
-            raise BadRequest({"projects": [INVALID_PROJECTS]})
+            if project is not None:
+                found[ref] = project
+            elif backend.config.auto_create and sentry.is_valid_project_slug(ref):
+                missing.append(ref)
+            else:
+                raise BadRequest({"projects": [INVALID_PROJECTS]})
     if missing:
         async with backend.catalog.write() as wtx:
             created = await wtx.projects.ensure(org.id, missing)
