@@ -86,35 +86,45 @@ async def semver_releases(client: Client) -> None:
         await create_release(client, version)
 
 
+# A query over the `semver_releases` and what the list answers, newest created first.
+SEARCHES: list[tuple[str, list[str]]] = [
+    ("release.version:>1.5.0", ["api@3.0.0", "web@1.10.0+9", "web@2.0.0+15", "web@2.0.0-rc.1"]),
+    ("release.version:<=1.10.0", ["web@1.10.0+9", "web@1.0.0"]),
+    ("release.version:>=web@2.0.0", ["web@2.0.0+15"]),
+    ("release.version:2.0.0-rc.1", ["web@2.0.0-rc.1"]),
+    ("release.version:2.*", ["web@2.0.0+15", "web@2.0.0-rc.1"]),
+    ("!release.version:2.*", ["plain", "api@3.0.0", "web@1.10.0+9", "web@1.0.0"]),
+    ("release.package:api", ["api@3.0.0"]),
+    ("!release.package:web", ["plain", "api@3.0.0"]),
+    ("release.build:>10", ["web@2.0.0+15"]),
+    ("release.build:9", ["web@1.10.0+9"]),
+    ("release:plain", ["plain"]),
+    ("release:web@1*", ["web@1.10.0+9", "web@1.0.0"]),
+    ("release:*rc.1", ["web@2.0.0-rc.1"]),
+    ("release:*10*", ["web@1.10.0+9"]),
+    ("release:[plain, api@3.0.0]", ["plain", "api@3.0.0"]),
+    ("!release:plain release.package:api", ["api@3.0.0"]),
+    ("release:latest", []),
+    ("release.stage:adopted", []),
+    ("WEB@2", ["web@2.0.0+15", "web@2.0.0-rc.1"]),
+]
+
+
+INVALID_QUERIES: list[tuple[str, str]] = [
+    ("bad:1", "Invalid key for this search: bad"),
+    (
+        "release.version:abc",
+        'Invalid format of semantic version. For searching non-semver releases, use "release:" instead.',
+    ),
+    ("release.stage:bogus", "Unsupported release.stage value."),
+    ("a AND b", 'Boolean statements containing "OR" or "AND" are not supported in this search'),
+]
+
+
 class TestQuery:
-    @pytest.mark.parametrize(
-        ("query", "expected"),
-        [
-            ("release.version:>1.5.0", ["api@3.0.0", "web@1.10.0+9", "web@2.0.0+15", "web@2.0.0-rc.1"]),
-            ("release.version:<=1.10.0", ["web@1.10.0+9", "web@1.0.0"]),
-            ("release.version:>=web@2.0.0", ["web@2.0.0+15"]),
-            ("release.version:2.0.0-rc.1", ["web@2.0.0-rc.1"]),
-            ("release.version:2.*", ["web@2.0.0+15", "web@2.0.0-rc.1"]),
-            ("!release.version:2.*", ["plain", "api@3.0.0", "web@1.10.0+9", "web@1.0.0"]),
-            ("release.package:api", ["api@3.0.0"]),
-            ("!release.package:web", ["plain", "api@3.0.0"]),
-            ("release.build:>10", ["web@2.0.0+15"]),
-            ("release.build:9", ["web@1.10.0+9"]),
-            ("release:plain", ["plain"]),
-            ("release:web@1*", ["web@1.10.0+9", "web@1.0.0"]),
-            ("release:*rc.1", ["web@2.0.0-rc.1"]),
-            ("release:*10*", ["web@1.10.0+9"]),
-            ("release:[plain, api@3.0.0]", ["plain", "api@3.0.0"]),
-            ("!release:plain release.package:api", ["api@3.0.0"]),
-            ("release:latest", []),
-            ("release.stage:adopted", []),
-            ("WEB@2", ["web@2.0.0+15", "web@2.0.0-rc.1"]),
-        ],
-    )
-    async def test_release_search_filters_as_sentry_does(
-        self, client: Client, semver_releases: None, query: str, expected: list[str]
-    ) -> None:
-        assert await versions(client, f"query={query.replace('+', '%2B')}") == expected
+    async def test_release_search_filters_as_sentry_does(self, client: Client, semver_releases: None) -> None:
+        for query, expected in SEARCHES:
+            assert await versions(client, f"query={query.replace('+', '%2B')}") == expected, query
 
     async def test_free_text_is_the_whole_query_as_a_substring(self, client: Client) -> None:
         await create_release(client, "1.0+abc")
@@ -129,23 +139,17 @@ class TestQuery:
         assert await versions(client, "query=finalized:true") == ["1.0"]
         assert await versions(client, "query=finalized:false") == ["2.0"]
 
-    @pytest.mark.parametrize(
-        ("query", "detail"),
-        [
-            ("bad:1", "Invalid key for this search: bad"),
-            ("release.version:abc", 'Invalid format of semantic version. For searching non-semver releases, use "release:" instead.'),
-            ("release.stage:bogus", "Unsupported release.stage value."),
-            ("a AND b", 'Boolean statements containing "OR" or "AND" are not supported in this search'),
-        ],
-    )
-    async def test_an_invalid_query_is_a_400_detail(self, client: Client, query: str, detail: str) -> None:
+    async def test_an_invalid_query_is_a_400_detail(self, client: Client) -> None:
         await create_release(client, "1.0")
-        resp = await client.get(f"{ORG}/releases/?query={query}", headers=bearer())
-        await assert_api_error(resp, 400, {"detail": detail})
+        for query, detail in INVALID_QUERIES:
+            resp = await client.get(f"{ORG}/releases/?query={query}", headers=bearer())
+            await assert_api_error(resp, 400, {"detail": detail})
 
 
 class TestSort:
-    async def test_sort_semver_orders_by_version_then_non_semver_last(self, client: Client, semver_releases: None) -> None:
+    async def test_sort_semver_orders_by_version_then_non_semver_last(
+        self, client: Client, semver_releases: None
+    ) -> None:
         assert await versions(client, "sort=semver") == [
             "api@3.0.0",
             "web@2.0.0+15",
@@ -175,6 +179,19 @@ class TestSort:
         assert await versions(client, "sort=sessions&flatten=1") == ["1.0"]
 
 
+INVALID_PARAMETERS: list[tuple[str, str]] = [
+    ("statsPeriod=soon", "Invalid date range: Invalid statsPeriod: 'soon'"),
+    ("start=2024-01-01T00:00:00", "Invalid date range: start and end are both required"),
+    ("start=yesterday&end=today", "Invalid date range: yesterday is not a valid ISO8601 date query"),
+    ("start=2024-02-01&end=2024-01-01", "Invalid date range: start must be before end"),
+    (
+        "summaryStatsPeriod=3d",
+        "Invalid summaryStatsPeriod. Valid choices are '1h', '24h', '1d', '48h', '2d', '7d', '14d', '30d', '90d'",
+    ),
+    ("healthStat=crashes", "invalid healthStat"),
+]
+
+
 class TestFilters:
     async def test_an_empty_status_lists_open_and_archived(self, client: Client) -> None:
         await create_release(client, "1.0")
@@ -199,28 +216,17 @@ class TestFilters:
         await create_release(client, "2.0")
         resp = await client.get(f"{ORG}/releases/?environment=production", headers=bearer())
         await assert_api_error(resp, 404, {"detail": "The requested resource does not exist"})
-        deployed = await client.post(f"{ORG}/releases/1.0/deploys/", json={"environment": "production"}, headers=bearer())
+        deployed = await client.post(
+            f"{ORG}/releases/1.0/deploys/", json={"environment": "production"}, headers=bearer()
+        )
         assert deployed.status == 201
         assert await versions(client, "environment=production") == ["1.0"]
 
-    @pytest.mark.parametrize(
-        ("query", "detail"),
-        [
-            ("statsPeriod=soon", "Invalid date range: Invalid statsPeriod: 'soon'"),
-            ("start=2024-01-01T00:00:00", "Invalid date range: start and end are both required"),
-            ("start=yesterday&end=today", "Invalid date range: yesterday is not a valid ISO8601 date query"),
-            ("start=2024-02-01&end=2024-01-01", "Invalid date range: start must be before end"),
-            (
-                "summaryStatsPeriod=3d",
-                "Invalid summaryStatsPeriod. Valid choices are '1h', '24h', '1d', '48h', '2d', '7d', '14d', '30d', '90d'",
-            ),
-            ("healthStat=crashes", "invalid healthStat"),
-        ],
-    )
-    async def test_date_and_period_parameters_are_validated(self, client: Client, query: str, detail: str) -> None:
+    async def test_date_and_period_parameters_are_validated(self, client: Client) -> None:
         await create_release(client, "1.0")
-        resp = await client.get(f"{ORG}/releases/?{query}", headers=bearer())
-        await assert_api_error(resp, 400, {"detail": detail})
+        for query, detail in INVALID_PARAMETERS:
+            resp = await client.get(f"{ORG}/releases/?{query}", headers=bearer())
+            await assert_api_error(resp, 400, {"detail": detail})
 
     async def test_a_date_range_keeps_releases_created_in_it(self, client: Client) -> None:
         await create_release(client, "1.0")
