@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from relserver import services
 from relserver.models import SemverColumns
 from relserver.sentry import InvalidSearchQuery, release_conditions, semver_columns, version_info
 from relserver.sentry.release_search import SearchFilter, parse_search_query
+from relserver.services import Backend
 
 from .conftest import Client, assert_api_error, bearer, create_release
 
@@ -325,3 +327,18 @@ class TestDeploys:
         assert [d["environment"] for d in await resp.json()] == ["c", "b"]
         assert 'rel="next"; results="true"; cursor="2:1:0"' in resp.headers["Link"]
         assert [d["environment"] for d in await get_json(client, f"{ORG}/releases/1.0/deploys/?cursor=2:1:0")] == ["a"]
+
+
+async def test_releases_of_an_older_data_dir_are_parsed_once_at_start_up(backend: Backend) -> None:
+    """Rows from before the semver columns carry none; start-up parses them (services.backfill_semver)."""
+    async with backend.catalog.write() as tx:
+        org = await tx.organizations.ensure("acme")
+        for version in ("web@1.0.0", "web@3.0.0", "web@2.0.0", "plain"):
+            await tx.releases.get_or_create(org.id, version, ref=None, url=None, user_agent=None, date_released=None)
+    assert await services.backfill_semver(backend) == 4
+    assert await services.backfill_semver(backend) == 0
+    async with backend.catalog.read() as tx:
+        page = await tx.releases.page(
+            org.id, project_id=None, in_projects=(), query=None, status="open", offset=0, limit=10, sort="semver"
+        )
+    assert [r.version for r in page] == ["web@3.0.0", "web@2.0.0", "web@1.0.0", "plain"]
