@@ -65,12 +65,6 @@ def _created_or_reported(changed: bool) -> int:
     return 201 if changed else ALREADY_REPORTED
 
 
-def _raise_refs_error(outcome: services.CommitsOutcome) -> None:
-    """Refs naming unknown repositories: Sentry's 400, after the rest was stored."""
-    if outcome.refs_error is not None:
-        raise BadRequest({"refs": [outcome.refs_error]})
-
-
 def _status_filter(raw: str) -> str | None:
     """`status` of a list or details: open (the default), archived, or "" for both."""
     if not raw:
@@ -111,10 +105,9 @@ async def create_organization_release(request: web.Request) -> web.Response:
     if errors or version is None:
         raise BadRequest(errors)
     org, projects = await services.provision(backend(request), found, request.match_info["org"], refs)
-    view, changed, outcome = await services.create_release(
+    view, changed = await services.create_release(
         backend(request), org, version, projects, fields, status=status, commits=commits
     )
-    _raise_refs_error(outcome)
     return json_response(sentry.release_json(view), status=_created_or_reported(changed))
 
 
@@ -136,7 +129,7 @@ async def create_project_release(request: web.Request) -> web.Response:
     org, projects = await services.provision(
         backend(request), found, request.match_info["org"], [] if project else [project_ref]
     )
-    view, changed, _ = await services.create_release(
+    view, changed = await services.create_release(
         backend(request), org, version, [project or projects[0]], fields, status=status, commits=commits
     )
     return json_response(sentry.release_json(view), status=_created_or_reported(changed))
@@ -253,8 +246,7 @@ async def update_release(request: web.Request) -> web.Response:
         status = None
     # Sentry ignores `projects` here; linking them is what `releases finalize` callers expect.
     projects = await services.resolve_release_projects(backend(request), org, refs) if refs else []
-    view, outcome = await services.update_release(backend(request), release, fields, status, projects, commits)
-    _raise_refs_error(outcome)
+    view = await services.update_release(backend(request), release, fields, status, projects, commits)
     return json_response(sentry.release_json(view))
 
 

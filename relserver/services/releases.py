@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .. import sentry
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from ..models import Deploy, Organization, Project, Release, ReleaseCondition, ReleaseView
 from ..sentry.commits import CommitFields
 from ..storage.catalog import ReadTx, ReleaseGone
@@ -34,9 +34,10 @@ async def create_release(
     *,
     status: str | None = None,
     commits: CommitFields | None = None,
-) -> tuple[ReleaseView, bool, CommitsOutcome]:
+) -> tuple[ReleaseView, bool]:
     """Get or create, link projects, set commits; True when created or newly linked (201,
-    else 208). An existing release takes a `status` that differs (organization_releases.py)."""
+    else 208). An existing release takes a `status` that differs (organization_releases.py).
+    Refs naming unknown repositories are Sentry's 400, raised once the rest is stored."""
     async with backend.catalog.write() as tx:
         release, created = await tx.releases.get_or_create(
             org.id,
@@ -56,7 +57,8 @@ async def create_release(
             outcome = await apply_commit_fields(tx, release, commits, update=False)
             release = await tx.releases.update(release.id, {})  # its commit columns, as set
         view = await _view(tx, release)
-    return view, created or linked, outcome
+    _raise_refs_error(outcome)
+    return view, created or linked
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +122,9 @@ async def update_release(
     status: str | None,
     projects: list[Project],
     commits: CommitFields | None = None,
-) -> tuple[ReleaseView, CommitsOutcome]:
-    """Set the fields given (None leaves one as it is), link projects, set commits."""
+) -> ReleaseView:
+    """Set the fields given (None leaves one as it is), link projects, set commits (a refs
+    error is raised after the commit, as on create)."""
     changes = {"ref": fields.ref, "url": fields.url, "date_released": fields.date_released, "status": status}
     try:
         async with backend.catalog.write() as tx:
@@ -129,9 +132,16 @@ async def update_release(
             updated = await tx.releases.update(release.id, {k: v for k, v in changes.items() if v is not None})
             await tx.releases.link(release.id, [p.id for p in projects])
             outcome = await apply_commit_fields(tx, updated, commits, update=True) if commits else CommitsOutcome()
-            return await _view(tx, await tx.releases.update(release.id, {})), outcome
+            view = await _view(tx, await tx.releases.update(release.id, {}))
     except ReleaseGone:
         raise NotFound() from None
+    _raise_refs_error(outcome)
+    return view
+
+
+def _raise_refs_error(outcome: CommitsOutcome) -> None:
+    if outcome.refs_error is not None:
+        raise BadRequest({"refs": [outcome.refs_error]})
 
 
 async def delete_release(backend: Backend, release: Release) -> None:
