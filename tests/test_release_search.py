@@ -90,6 +90,8 @@ async def semver_releases(client: Client) -> None:
 
 # A query over the `semver_releases` and what the list answers, newest created first.
 SEARCHES: list[tuple[str, list[str]]] = [
+    # A build number no bigint holds is compared as a build code.
+    ("release.build:99999999999999999999", []),
     ("release.version:>1.5.0", ["api@3.0.0", "web@1.10.0+9", "web@2.0.0+15", "web@2.0.0-rc.1"]),
     ("release.version:<=1.10.0", ["web@1.10.0+9", "web@1.0.0"]),
     ("release.version:>=web@2.0.0", ["web@2.0.0+15"]),
@@ -113,6 +115,11 @@ SEARCHES: list[tuple[str, list[str]]] = [
 
 
 INVALID_QUERIES: list[tuple[str, str]] = [
+    # No 64-bit semver column holds it: a 400, never a database error.
+    (
+        "release.version:>99999999999999999999",
+        'Invalid format of semantic version. For searching non-semver releases, use "release:" instead.',
+    ),
     ("bad:1", "Invalid key for this search: bad"),
     (
         "release.version:abc",

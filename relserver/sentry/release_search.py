@@ -165,7 +165,7 @@ def _build_condition(f: SearchFilter) -> ReleaseCondition:
     if operator not in OPERATOR_TO_DJANGO:
         raise InvalidSearchQuery("Invalid operation 'IN' for semantic version filter.")
     build = _text(f.value)
-    if build.isdecimal() and int(build) <= MAX_BIGINT:
+    if build.isdecimal() and build.isascii() and int(build) <= MAX_BIGINT:
         return ReleaseCondition("build_number", OPERATOR_TO_DJANGO[operator], number=int(build), negated=negated)
     if not build or build.endswith("*"):
         return ReleaseCondition("build_code", "prefix", values=(build[:-1],), negated=negated)

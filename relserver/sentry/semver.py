@@ -74,7 +74,7 @@ def semver_columns(version: str) -> SemverColumns:
         return SemverColumns()
     build = match.group("build")
     # ReleaseQuerySet._convert_build_code_to_build_number: a decimal build that fits a bigint.
-    number = int(build) if build and build.isdecimal() and int(build) <= MAX_BIGINT else None
+    number = int(build) if build and build.isdecimal() and build.isascii() and int(build) <= MAX_BIGINT else None
     return SemverColumns(
         package=package,
         major=parts[0],
@@ -119,6 +119,10 @@ def parse_semver(value: str, operator: str) -> SemverFilter:
     package, match = parse_version(full)
     if match is not None:
         pre = match.group("pre") or ""
+        if any(_number(match.group(g)) > MAX_BIGINT for g in ("major", "minor", "patch", "revision")):
+            # No stored version holds such a number (the columns are 64-bit): say so, rather
+            # than hand the database a number it cannot take.
+            raise InvalidSearchQuery(INVALID_SEMVER_MESSAGE)
         parts: tuple[int | str, ...] = (
             *(_number(match.group(g)) for g in ("major", "minor", "patch", "revision")),
             0 if pre else 1,
@@ -132,7 +136,7 @@ def parse_semver(value: str, operator: str) -> SemverFilter:
         for part in version.split(".", 3):
             if part in SEMVER_WILDCARDS:
                 break
-            if not part.isdecimal():
+            if not part.isdecimal() or not part.isascii() or int(part) > MAX_BIGINT:
                 raise InvalidSearchQuery(INVALID_SEMVER_MESSAGE)
             numbers.append(int(part))
     real_package = package if package and package != SEMVER_FAKE_PACKAGE else None
