@@ -270,6 +270,8 @@ class TestCurrentProjectMeta:
             "lastReleaseVersion": "3.0",
         }
         assert (await get_json(client, f"{ORG}/releases/2.0/"))["currentProjectMeta"] == {}
+        # The project endpoint has no neighbours (project_release_details.py).
+        assert (await get_json(client, f"{PROJECT}/releases/2.0/?project={project}"))["currentProjectMeta"] == {}
 
     async def test_neighbours_honour_status_and_query(self, client: Client) -> None:
         for version in ["1.0", "2.0", "3.0", "x4.0"]:

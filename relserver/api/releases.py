@@ -209,14 +209,17 @@ async def _current_project_meta(
 
 @requires(RELEASE_SCOPES)
 async def release_details(request: web.Request) -> web.Response:
-    """GET …/releases/{version}/ at either scope; `project` (an id) adds currentProjectMeta."""
+    """GET …/releases/{version}/ at either scope; at organization scope `project` (an id)
+    adds currentProjectMeta (project_release_details.py has none)."""
     org, release = await release_in_scope(request)
     get = dict(request.query)
     with_health = sentry.check_health_params(get, check_stat=False)
-    project = await services.meta_project(backend(request), org, request.query.get("project"))
-    if project is None and with_health and request.query.get("project") not in (None, ""):
-        raise BadRequest("Invalid project")
-    meta = await _current_project_meta(request, org.id, release, project)
+    meta: dict[str, Any] = {}
+    if "project" not in request.match_info:
+        project = await services.meta_project(backend(request), org, request.query.get("project"))
+        if project is None and with_health and request.query.get("project") not in (None, ""):
+            raise BadRequest("Invalid project")
+        meta = await _current_project_meta(request, org.id, release, project)
     view = await services.release_view(backend(request), release)
     body = sentry.release_json(
         view,
