@@ -167,6 +167,20 @@ class TestRefs:
 
 # Each body's commit fields and the 400 Sentry's serializers answer for them.
 INVALID_COMMIT_FIELDS: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    ({"commits": [None]}, {"commits": {"0": ["This field may not be null."]}}),
+    (
+        {"commits": [{"id": "x", "patch_set": [None, {"path": "a", "type": "M"}]}]},
+        {"commits": {"0": {"patch_set": {"0": ["This field may not be null."]}}}},
+    ),
+    (
+        {"refs": [None, 3]},
+        {
+            "refs": {
+                "0": ["This field may not be null."],
+                "1": {"non_field_errors": ["Invalid data. Expected a dictionary, but got int."]},
+            }
+        },
+    ),
     ({"commits": None}, {"commits": ["This field may not be null."]}),
     ({"commits": {"id": SHA_A}}, {"commits": ['Expected a list of items but got type "dict".']}),
     (

@@ -122,6 +122,9 @@ def _commit(value: Any) -> tuple[CommitData | None, dict[str, Any]]:
         else:
             patch_errors: dict[str, Any] = {}
             for index, entry in enumerate(patch_set):
+                if entry is None:
+                    patch_errors[str(index)] = [FIELD_NULL]
+                    continue
                 patch, entry_errors = _child(entry)
                 if patch is not None:
                     path = string_field(patch, "path", entry_errors, max_length=MAX_PATCH_PATH_LENGTH, trim=True)
@@ -202,6 +205,10 @@ def _items(data: dict[str, Any], key: str, errors: dict[str, Any], parse: Any) -
     parsed: list[Any] = []
     child_errors: dict[str, Any] = {}
     for index, value in enumerate(values):
+        if value is None:
+            # A child serializer refuses null before it looks at the value (DRF's run_validation).
+            child_errors[str(index)] = [FIELD_NULL]
+            continue
         item, item_errors = parse(value)
         if item_errors:
             child_errors[str(index)] = item_errors
