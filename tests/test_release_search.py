@@ -209,6 +209,11 @@ class TestFilters:
         assert await versions(client, "status=") == ["2.0", "1.0"]
         assert await versions(client, "status=archived") == ["1.0"]
 
+    async def test_releases_of_no_project_are_not_listed(self, client: Client) -> None:
+        await create_release(client, "1.0", projects=[])
+        await create_release(client, "2.0")
+        assert await versions(client, "") == ["2.0"]
+
     async def test_project_ids_keep_their_releases_and_foreign_ones_are_403(self, client: Client) -> None:
         await create_release(client, "1.0", projects=["web"])
         await create_release(client, "2.0", projects=["mobile"])

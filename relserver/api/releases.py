@@ -159,6 +159,7 @@ async def list_organization_releases(request: web.Request) -> web.Response:
         environments=tuple(environments),
         start=params.start,
         end=params.end,
+        linked_only=True,
     )
     page = _release_page(request)
     found, has_more = await services.list_releases(backend(request), org, page, project=None, filters=filters)

@@ -72,6 +72,9 @@ class ReleaseFilter:
     environments: tuple[str, ...] = ()
     start: datetime | None = None
     end: datetime | None = None
+    # The organization list shows only releases of (the requested or any) project:
+    # organization_releases.py filters on projects__id__in.
+    linked_only: bool = False
 
 
 async def list_releases(
@@ -91,6 +94,7 @@ async def list_releases(
             environments=filters.environments,
             start=filters.start,
             end=filters.end,
+            linked_only=filters.linked_only,
         )
         views = [await _view(tx, r) for r in releases[: page.limit]]
     return views, len(releases) > page.limit

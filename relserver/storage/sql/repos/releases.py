@@ -164,13 +164,14 @@ class Releases:
         environments: Sequence[str] = (),
         start: datetime | None = None,
         end: datetime | None = None,
+        linked_only: bool = False,
     ) -> list[Release]:
         """One page of releases. Order: `sort` "date" (newest created first; at project scope
         `project_id` newest released first), "semver" (highest version first, non-semver
         last) or "build" (highest build number first, only releases that have one).
         `in_projects` keeps releases of those projects, `query` a literal version substring,
         `conditions` a release search, `environments` releases deployed to one of them,
-        `start`/`end` releases created in that range."""
+        `start`/`end` releases created in that range, `linked_only` releases of some project."""
         where = ["r.organization_id = :org"]
         params: dict[str, Any] = {"org": organization_id, "limit": limit, "offset": offset}
         order = "r.date_created DESC, r.id DESC"
@@ -182,6 +183,8 @@ class Releases:
             test, values = self.db.dialect.in_list("project_id", "in_project", in_projects)
             where.append(f"r.id IN (SELECT release_id FROM release_projects WHERE {test})")
             params.update(values)
+        elif linked_only:
+            where.append("r.id IN (SELECT release_id FROM release_projects)")
         if query:
             where.append(f"r.version {self.db.dialect.like} :query ESCAPE '\\'")
             params["query"] = like_pattern(query)
