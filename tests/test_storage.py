@@ -60,7 +60,7 @@ async def test_restart_over_the_same_data_dir_keeps_every_file(make_client: Clie
             sha1(data),
             len(data),
         )
-        assert b"".join(blobstore.open_range(record.sha1)) == data
+        assert b"".join(blobstore.open_range(record.blob_name)) == data
     # And the identity constraint survived too.
     assert (await upload(second, b"again", name="~/f0.js")).status == 409
 

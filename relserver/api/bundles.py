@@ -106,7 +106,7 @@ async def _lookup_download(
     found = await services.lookup_download(backend(request), org, project, target)
     return BlobResponse(
         request.app[blobstore_key],
-        found.blob_sha1,
+        found.blob_name,
         size=found.size,
         sha1=found.sha1,
         content_type="application/octet-stream",

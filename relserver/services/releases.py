@@ -9,7 +9,7 @@ from .. import sentry
 from ..errors import NotFound
 from ..models import Deploy, Organization, Project, Release, ReleaseView
 from ..storage.catalog import ReadTx, ReleaseGone
-from .context import Backend, delete_after_commit
+from .context import Backend, release_blobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +23,10 @@ class ReleaseFields:
 async def create_release(
     backend: Backend, org: Organization, version: str, projects: list[Project], fields: ReleaseFields
 ) -> tuple[ReleaseView, bool]:
-    """Get or create, link projects; True when created or newly linked (201, else 208)."""
-    async with backend.catalog.write() as tx:
+    """Get or create, link projects; True when created or newly linked (201, else 208).
+    `ON CONFLICT DO NOTHING` decides which of two concurrent creates made it, so on a shared
+    catalog this needs no lock across processes."""
+    async with backend.catalog.write(serialized=False) as tx:
         release, created = await tx.releases.get_or_create(
             org.id,
             version,
@@ -83,7 +85,7 @@ async def delete_release(backend: Backend, release: Release) -> None:
         candidates = await tx.files.blobs_of(release.id)
         await tx.files.delete(release.id)
         await tx.releases.delete(release.id)
-        delete_after_commit(backend, tx, await tx.blobs.free(candidates))
+        await release_blobs(backend, tx, candidates)
 
 
 async def add_deploy(backend: Backend, release: Release, fields: sentry.DeployFields) -> Deploy:

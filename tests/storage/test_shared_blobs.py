@@ -1,0 +1,212 @@
+"""Blob references on PostgreSQL + S3 (DESIGN D10), with the real servers: random object keys,
+one blob row per sha1 whichever process stores it, deletion deferred to the collector, and S3
+failures at run time answered as a Sentry-shaped 503."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from relserver import services
+from relserver.config import Config
+from relserver.ingest.chunks import ReceivedChunk
+from relserver.keys import backend_key
+from relserver.models import Organization
+from relserver.services.collector import collect
+from relserver.services.context import blob_writes, release_blobs
+from relserver.storage.blobs import BlobStore
+from relserver.storage.blobs.s3_config import S3Settings
+from relserver.storage.catalog import Catalog
+
+from ..conftest import ClientFactory, bearer, create_release, files_url, upload
+from ..s3_server import SeaweedServer, find_weed
+
+LATER = timedelta(hours=2)
+
+
+def sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+async def _process(pg_url: str, blob_url: str, settings: S3Settings, root: Path) -> services.Backend:
+    """What one relserver process has: its own catalog pool and S3 client, its own data dir."""
+    from relserver.storage.blobs.s3 import S3BlobStore
+    from relserver.storage.sql.postgres import PostgresCatalog
+
+    config = Config(data_dir=root, database_url=pg_url, blob_url=blob_url, fsync=False)
+    blobstore = S3BlobStore(blob_url, config.tmp_dir, settings)
+    await asyncio.to_thread(blobstore.prepare)
+    catalog = PostgresCatalog(pg_url, pool_size=3)
+    await catalog.open()
+    return services.Backend(config, catalog, blobstore)
+
+
+@pytest.fixture
+async def processes(
+    pg_url: str, s3_blob_url: str, s3_settings: S3Settings, tmp_path: Path
+) -> AsyncIterator[list[services.Backend]]:
+    backends = [await _process(pg_url, s3_blob_url, s3_settings, tmp_path / f"p{i}") for i in range(2)]
+    try:
+        yield backends
+    finally:
+        for backend in backends:
+            await backend.catalog.close()
+
+
+def _chunk(blobstore: BlobStore, data: bytes) -> ReceivedChunk:
+    staged = blobstore.stage()
+    staged.write(data)
+    return ReceivedChunk(staged, staged.finish(), sha1(data))
+
+
+async def _names(catalog: Catalog) -> frozenset[str]:
+    async with catalog.read() as tx:
+        return await tx.blobs.names()
+
+
+async def test_two_processes_storing_the_same_bytes_at_once_keep_one_blob(processes: list[services.Backend]) -> None:
+    """Both write an object (random keys: neither can overwrite the other's); the blob row's
+    sha1 is unique, so one object wins and the other process deletes its own."""
+    first, second = processes
+    async with first.catalog.write() as tx:
+        org = await tx.organizations.ensure("acme")
+    for round_ in range(4):
+        data = b"the same bytes, round %d " % round_ * 2000
+        await asyncio.gather(
+            services.store_chunks(first, org, org.slug, [_chunk(first.blobstore, data)]),
+            services.store_chunks(second, org, org.slug, [_chunk(second.blobstore, data)]),
+        )
+    async with first.catalog.read() as tx:
+        rows = await tx.blobs.get([sha1(b"the same bytes, round %d " % r * 2000) for r in range(4)])
+        assert len(rows) == 4
+        assert await tx.chunks.owned(org.id, list(rows)) == set(rows)
+    stored = sorted(await asyncio.to_thread(lambda: list(first.blobstore.iter_names())))
+    assert stored == sorted(blob.name for blob in rows.values())
+    for sha, blob in rows.items():
+        assert blob.key is not None and sha not in blob.key
+        assert sha1(b"".join(first.blobstore.open_range(blob.name))) == sha
+
+
+async def _stored_object(backend: services.Backend, data: bytes) -> str:
+    async with backend.catalog.read() as tx:
+        return (await tx.blobs.get([sha1(data)]))[sha1(data)].name
+
+
+async def test_a_delete_leaves_the_bytes_to_the_collector_after_the_grace_period(
+    processes: list[services.Backend],
+) -> None:
+    backend, other = processes
+    chunk = _chunk(backend.blobstore, b"freed")
+    # A blob whose one reference goes in the transaction that stores it: its row stays.
+    async with blob_writes(backend, [(chunk.temp, chunk.blob)]) as writes, backend.catalog.write() as tx:
+        await writes.reference(tx)
+        await release_blobs(backend, tx, [chunk.blob.sha1])
+    name = await _stored_object(backend, b"freed")
+    # Not inline: the object stays, and a collector inside the grace period keeps it.
+    assert backend.blobstore.exists(name)
+    report = await collect(other.catalog, other.blobstore, grace=3600)
+    assert report.blobs == 0 and backend.blobstore.exists(name)
+    # Past it, any process's collector deletes row and object.
+    report = await collect(other.catalog, other.blobstore, grace=3600, now=datetime.now(UTC) + LATER)
+    assert report.blobs == 1 and not backend.blobstore.exists(name)
+    assert await _names(backend.catalog) == frozenset()
+
+
+async def _org(backend: services.Backend) -> Organization:
+    async with backend.catalog.write() as tx:
+        return await tx.organizations.ensure("acme")
+
+
+async def test_bytes_uploaded_again_within_the_grace_period_are_not_collected(
+    make_client: ClientFactory, config: Config, pg_url: str, s3_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file deleted, then the same bytes uploaded again before the collector ran: the new
+    file's row refers to the blob, so no collector pass (even long after) deletes it."""
+    shared = _on_pg_and_s3(config, pg_url, s3_server, monkeypatch)
+    client = await make_client(shared)
+    await create_release(client, "1.0")
+    resp = await upload(client, b"reused bytes", name="~/a.js")
+    first = await resp.json()
+    assert (await client.delete(f"{files_url('1.0')}{first['id']}/", headers=bearer())).status == 204
+    resp = await upload(client, b"reused bytes", name="~/b.js")
+    second = await resp.json()
+    assert resp.status == 201
+    backend = client.app[backend_key]
+    report = await collect(backend.catalog, backend.blobstore, grace=3600, now=datetime.now(UTC) + LATER)
+    assert report.blobs == 0
+    download = await client.get(f"{files_url('1.0')}{second['id']}/?download=1", headers=bearer())
+    assert (download.status, await download.read()) == (200, b"reused bytes")
+
+
+async def test_the_collector_deletes_only_old_objects_no_row_names(processes: list[services.Backend]) -> None:
+    """A crash between an object's upload and its row's commit leaves an object nobody names:
+    the collector deletes it once it is older than the grace period, never a fresh one (an
+    upload in flight) nor one a row names."""
+    backend, other = processes
+    org = await _org(backend)
+    await services.store_chunks(backend, org, org.slug, [_chunk(backend.blobstore, b"kept")])
+    kept = await _stored_object(backend, b"kept")
+    leftover = backend.blobstore.put_small(b"a crash left me")
+    assert leftover.key is not None
+    report = await collect(other.catalog, other.blobstore, grace=3600, leftovers=True)
+    assert report.leftovers == 0 and backend.blobstore.exists(leftover.name)
+    report = await collect(other.catalog, other.blobstore, grace=3600, now=datetime.now(UTC) + LATER, leftovers=True)
+    assert report.leftovers == 1 and not backend.blobstore.exists(leftover.name)
+    assert backend.blobstore.exists(kept)
+
+
+def _on_pg_and_s3(config: Config, pg_url: str, server: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> Config:
+    for name, value in server.environ.items():
+        monkeypatch.setenv(name, value)
+    return config.with_overrides(database_url=pg_url, blob_url=server.new_blob_url())
+
+
+class TestS3FailingAtRunTime:
+    """A bucket that vanishes, revoked credentials or an endpoint that went down after start are
+    a Sentry-shaped 503 and one log line, never a 500 with a traceback."""
+
+    @pytest.fixture
+    def own_server(self, s3_server: SeaweedServer) -> Iterator[SeaweedServer]:
+        """A SeaweedFS of this test's own, to stop mid-run (the session's one, first, skips or
+        fails under CI when SeaweedFS is missing)."""
+        weed = find_weed()
+        assert weed is not None
+        server = SeaweedServer(weed)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    async def test_a_stopped_s3_server_is_a_503_with_a_detail_and_one_log_line(
+        self,
+        make_client: ClientFactory,
+        config: Config,
+        own_server: SeaweedServer,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        for name, value in own_server.environ.items():
+            monkeypatch.setenv(name, value)
+        client = await make_client(config.with_overrides(blob_url=own_server.new_blob_url()))
+        await create_release(client, "1.0")
+        resp = await upload(client, b"stored while it ran", name="~/a.js")
+        stored = await resp.json()
+        assert resp.status == 201
+        own_server.stop()
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="relserver"):
+            download = await client.get(f"{files_url('1.0')}{stored['id']}/?download=1", headers=bearer())
+            body = await download.json()
+            assert download.status == 503 and set(body) == {"detail"} and "blob store" in body["detail"]
+            resp = await upload(client, b"small", name="~/c.js")
+            assert (resp.status, set(await resp.json())) == (503, {"detail"})
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors and all(r.exc_info is None and "\n" not in r.getMessage() for r in errors)
+        assert "cannot reach the endpoint" in errors[0].getMessage()
