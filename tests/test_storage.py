@@ -185,9 +185,9 @@ async def test_blob_is_in_place_before_its_row_commits(
     real_commit = DiskBlobStore.promote
     committed_rows_at_rename: list[int] = []
 
-    def commit(self: DiskBlobStore, temp: TempBlob, blob: StoredBlob) -> None:
+    def commit(self: DiskBlobStore, temp: TempBlob, blob: StoredBlob) -> StoredBlob:
         committed_rows_at_rename.append(visible_release_files(config, blob.sha1))
-        real_commit(self, temp, blob)
+        return real_commit(self, temp, blob)
 
     # At the INSERT of the row, even inside the transaction: is the blob on disk already?
     real_execute, real_executemany = aiosqlite.Connection.execute, aiosqlite.Connection.executemany

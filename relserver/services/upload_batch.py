@@ -53,11 +53,13 @@ class PendingFile:
     # Puts the bytes into the blob store (durably) and says what they are.
     commit_blob: Callable[[], Awaitable[StoredBlob]]
     answer: asyncio.Future[ReleaseFile]
+    # A keyed store's write, done before the upload joined a batch (or why it was not).
+    early: StoredBlob | Exception | None = None
 
 
 Outcome = list[tuple[PendingFile, ReleaseFile | Exception]]
 # What an upload's early blob write gave, per pending file (a keyed store only).
-Early = dict[int, "StoredBlob | BaseException"]
+Early = dict[int, "StoredBlob | Exception | None"]
 
 
 class UploadBatcher:
@@ -89,6 +91,10 @@ class UploadBatcher:
             commit_blob=commit_blob,
             answer=asyncio.get_running_loop().create_future(),
         )
+        if not self._blobstore.content_addressed:
+            # Each upload's object goes to the store now, beside the others' and beside the
+            # batch being committed, so no upload waits on another's network round trips.
+            pending.early = await self._store_early(pending)
         self._pending.append(pending)
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush())
@@ -106,7 +112,7 @@ class UploadBatcher:
                 early: Early | None = None
                 try:
                     if not self._blobstore.content_addressed:
-                        early = await self._store_early(batch)
+                        early = {id(item): item.early for item in batch}
                     done = await self._commit(batch, early)
                 except BaseException as exc:
                     if early:
@@ -128,19 +134,16 @@ class UploadBatcher:
         finally:
             self._flusher = None
 
-    async def _store_early(self, batch: list[PendingFile]) -> Early:
-        """A keyed store's writes, side by side, before the transaction; an upload whose
+    async def _store_early(self, item: PendingFile) -> StoredBlob | Exception:
+        """A keyed store's write for one upload, before its transaction; an upload whose
         (release, name, dist) is taken already answers its 409 without touching the store."""
         async with self._catalog.read() as tx:
-            taken: set[tuple[int, str]] = set()
-            for release_id in {item.release_id for item in batch}:
-                idents = await tx.files.taken_idents(release_id, [i.ident for i in batch if i.release_id == release_id])
-                taken.update((release_id, ident) for ident in idents)
-        wanted = [item for item in batch if (item.release_id, item.ident) not in taken]
-        results = await asyncio.gather(*(item.commit_blob() for item in wanted), return_exceptions=True)
-        early: Early = {id(item): DuplicateReleaseFile(item.name) for item in batch}
-        early.update((id(item), result) for item, result in zip(wanted, results, strict=True))
-        return early
+            if await tx.files.taken_idents(item.release_id, [item.ident]):
+                return DuplicateReleaseFile(item.name)
+        try:
+            return await item.commit_blob()
+        except Exception as exc:  # the upload's own outcome, answered after the batch
+            return exc
 
     async def _commit(self, batch: list[PendingFile], early: Early | None) -> Outcome:
         for attempt in range(1, BATCH_ATTEMPTS + 1):
