@@ -17,12 +17,13 @@ from relserver import services
 from relserver.config import Config
 from relserver.ingest.chunks import ReceivedChunk
 from relserver.keys import backend_key
-from relserver.models import Organization
+from relserver.models import Organization, ReleaseFile, StoredBlob
+from relserver.sentry import release_file_ident
 from relserver.services.collector import collect
 from relserver.services.context import blob_writes, release_blobs
 from relserver.storage.blobs import BlobStore
 from relserver.storage.blobs.s3_config import S3Settings
-from relserver.storage.catalog import Catalog
+from relserver.storage.catalog import Catalog, DuplicateReleaseFile
 
 from ..conftest import ClientFactory, bearer, create_release, files_url, upload
 from ..s3_server import SeaweedServer, find_weed
@@ -210,3 +211,56 @@ class TestS3FailingAtRunTime:
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert errors and all(r.exc_info is None and "\n" not in r.getMessage() for r in errors)
         assert "cannot reach the endpoint" in errors[0].getMessage()
+
+
+class TestSentryRacesAcrossProcesses:
+    """Chunk POSTs, uploads and release creation take no lock across processes on PostgreSQL +
+    S3: constraints decide, and Sentry's answers still hold."""
+
+    async def test_one_name_uploaded_on_two_processes_at_once_is_one_201_and_409s(
+        self, processes: list[services.Backend]
+    ) -> None:
+        first, second = processes
+        async with first.catalog.write() as tx:
+            org = await tx.organizations.ensure("acme")
+            release, _ = await tx.releases.get_or_create(
+                org.id, "1.0", ref=None, url=None, user_agent=None, date_released=None
+            )
+
+        async def put(backend: services.Backend, i: int) -> object:
+            data = b"version %d of the file" % i
+
+            async def commit_blob() -> StoredBlob:
+                return await asyncio.to_thread(backend.blobstore.put_small, data)
+
+            try:
+                return await backend.uploads.add(
+                    organization_id=org.id,
+                    release_id=release.id,
+                    name="~/app.js",
+                    ident=release_file_ident("~/app.js", None),
+                    dist=None,
+                    headers={},
+                    commit_blob=commit_blob,
+                )
+            except DuplicateReleaseFile as exc:
+                return exc
+
+        outcomes = await asyncio.gather(*(put(processes[i % 2], i) for i in range(8)))
+        created = [o for o in outcomes if isinstance(o, ReleaseFile)]
+        assert len(created) == 1 and all(isinstance(o, DuplicateReleaseFile) for o in outcomes if o not in created)
+        async with second.catalog.read() as rtx:
+            (listed,) = await rtx.files.page(release.id, offset=0, limit=10)
+        assert listed.id == created[0].id
+        # Only the winner's object is left: the refused uploads' objects went after their commit.
+        stored = await asyncio.to_thread(lambda: list(first.blobstore.iter_names()))
+        assert stored == [listed.blob_name]
+
+    async def test_one_release_created_on_two_processes_at_once_is_one_201_and_208s(
+        self, processes: list[services.Backend]
+    ) -> None:
+        org = await _org(processes[0])
+        results = await asyncio.gather(
+            *(services.create_release(processes[i % 2], org, "2.0", [], services.ReleaseFields()) for i in range(6))
+        )
+        assert sorted(created for _, created in results) == [False] * 5 + [True]
