@@ -338,6 +338,13 @@ def _add_serve(commands: Any, environ: Mapping[str, str]) -> _EnvDefault:
         "(env RELSERVER_BLOB_GRACE_SECONDS; default %(default)s)",
     )
     parser.add_argument(
+        "--blob-redirect",
+        action="store_true",
+        default=env("BLOB_REDIRECT", parse_bool, False),
+        help="with --blob-url: answer downloads of whole files with a redirect to a presigned S3 URL "
+        "instead of proxying the bytes; clients must reach the bucket (env RELSERVER_BLOB_REDIRECT=1)",
+    )
+    parser.add_argument(
         "--assemble-lease-seconds",
         type=parse_seconds,
         default=env("ASSEMBLE_LEASE_SECONDS", parse_seconds, ASSEMBLE_LEASE_SECONDS),
@@ -459,6 +466,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         trust_proxy=args.trust_proxy,
         chunk_size=args.chunk_size,
         blob_grace_seconds=args.blob_grace_seconds,
+        blob_redirect=args.blob_redirect,
         assemble_lease_seconds=args.assemble_lease_seconds,
     )
 

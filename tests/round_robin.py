@@ -26,11 +26,19 @@ _DROP = frozenset(
 Pin = Callable[[web.Request], "str | None"]
 # Called with each request, the backend that answered it, and the answer's status and body.
 After = Callable[[web.Request, str, int, bytes], Awaitable[None]]
+# An answer the proxy gives itself instead of forwarding (None: forward).
+Refuse = Callable[[web.Request], "web.Response | None"]
 
 
 class RoundRobin:
     def __init__(
-        self, backends: Sequence[str], *, get_delay: float = 0.0, pin: Pin | None = None, after: After | None = None
+        self,
+        backends: Sequence[str],
+        *,
+        get_delay: float = 0.0,
+        pin: Pin | None = None,
+        after: After | None = None,
+        refuse: Refuse | None = None,
     ) -> None:
         self.backends = list(backends)
         self._next = itertools.cycle(self.backends)
@@ -41,6 +49,7 @@ class RoundRobin:
         self._get_delay = get_delay
         self._pin = pin
         self._after = after
+        self._refuse = refuse
 
     def _choose(self, request: web.Request) -> str:
         pinned = self._pin(request) if self._pin is not None else None
@@ -54,6 +63,8 @@ class RoundRobin:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
+        if self._refuse is not None and (refusal := self._refuse(request)) is not None:
+            return refusal
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP}
         # Bodies go as they came: a chunk POST's `Content-Encoding: gzip` names its parts.
         if "Content-Encoding" in request.headers:
@@ -82,10 +93,15 @@ class RoundRobin:
 
 @asynccontextmanager
 async def round_robin(
-    backends: Sequence[str], *, get_delay: float = 0.0, pin: Pin | None = None, after: After | None = None
+    backends: Sequence[str],
+    *,
+    get_delay: float = 0.0,
+    pin: Pin | None = None,
+    after: After | None = None,
+    refuse: Refuse | None = None,
 ) -> AsyncIterator[tuple[str, RoundRobin]]:
     """(the proxy's URL, the proxy) while the block runs."""
-    proxy = RoundRobin(backends, get_delay=get_delay, pin=pin, after=after)
+    proxy = RoundRobin(backends, get_delay=get_delay, pin=pin, after=after, refuse=refuse)
     app = web.Application(client_max_size=1024**3)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     # auto_decompress off both ways: relserver reads gzipped chunk parts itself.

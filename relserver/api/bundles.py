@@ -15,7 +15,7 @@ from ..ingest.bundle_zip import normalize_debug_id
 from ..keys import blobstore_key, token_key
 from ..models import Organization, Project
 from .common import backend, json_response, organization_and_project, paginated_response, public_origin, requires
-from .download import BlobResponse, stored_file_response
+from .download import BlobResponse, redirect_expiry, stored_file_response
 
 # ArtifactBundlesEndpoint: OffsetPaginator(default_per_page=10) (api/endpoints/artifact_bundles.py).
 BUNDLES_PER_PAGE = 10
@@ -112,4 +112,5 @@ async def _lookup_download(
         content_type="application/octet-stream",
         disposition=sentry.content_disposition(found.name),
         zip_range=found.zip_range,
+        redirect=redirect_expiry(request),
     )

@@ -13,6 +13,7 @@ import logging
 import zipfile
 import zlib
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -20,8 +21,9 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 
 from .. import sentry
+from ..config import BLOB_REDIRECT_SECONDS
 from ..errors import BlobStoreDown
-from ..keys import blobstore_key
+from ..keys import blobstore_key, config_key
 from ..models import BundleFile, ReleaseFile, ZipRange
 from ..storage.blobs import BlobStore, BlobStoreUnavailable
 
@@ -44,6 +46,7 @@ class BlobResponse(web.StreamResponse):
         content_type: str,
         disposition: str,
         zip_range: ZipRange | None = None,
+        redirect: timedelta | None = None,
     ) -> None:
         """`size`/`sha1` are the content's; with a `zip_range` the content is a member inside the
         blob `blob_name` (DESIGN D9): a byte range of it, or raw deflate inflated as it streams.
@@ -53,6 +56,8 @@ class BlobResponse(web.StreamResponse):
         self._blobs = blobs
         self._blob_name = blob_name
         self._zip_range = zip_range
+        # --blob-redirect: how long the presigned URL of a whole blob lives.
+        self._redirect = redirect
         self._blob_size = size
         self._blob_etag = sha1
         self._blob_content_type = content_type
@@ -67,6 +72,13 @@ class BlobResponse(web.StreamResponse):
         if self._matches(request.if_none_match):
             self.set_status(304)
             return await super().prepare(request)
+        if self._redirect is not None and self._zip_range is None:
+            try:
+                url = await asyncio.to_thread(self._blobs.presigned_url, self._blob_name, self._redirect)
+            except BlobStoreUnavailable as exc:
+                return await self._unavailable(request, exc)
+            if url is not None:
+                return await self._redirect_to(request, url)
         self.content_type = self._blob_content_type
         self.headers[hdrs.CONTENT_DISPOSITION] = self._blob_disposition
         start, count = 0, self._blob_size
@@ -138,6 +150,19 @@ class BlobResponse(web.StreamResponse):
         while piece := await asyncio.to_thread(next, pieces, b""):
             await writer.write(piece)
 
+    async def _redirect_to(self, request: web.BaseRequest, url: str) -> AbstractStreamWriter | None:
+        """A 302 to the presigned URL. The URL is on the bucket's origin, so a client following
+        it drops its Authorization header (credentials do not follow a redirect to another
+        origin, RFC 9110 section 15.4), which S3 would refuse beside the URL's own signature.
+        The bytes' name is not carried (S3 would need a signed response-content-disposition)."""
+        self.set_status(302)
+        for header in (hdrs.ACCEPT_RANGES, hdrs.ETAG):
+            self.headers.pop(header, None)
+        self.headers[hdrs.LOCATION] = url
+        self.headers[hdrs.CACHE_CONTROL] = "no-store"
+        self.content_length = 0
+        return await super().prepare(request)
+
     async def _unavailable(self, request: web.BaseRequest, exc: BlobStoreUnavailable) -> AbstractStreamWriter | None:
         """The store failed before a byte went out: the error middleware's 503, in its words
         (aiohttp prepares a returned response after the middlewares have run)."""
@@ -187,6 +212,12 @@ class BlobResponse(web.StreamResponse):
             count -= len(chunk)
 
 
+def redirect_expiry(request: web.Request) -> timedelta | None:
+    """How long a download's presigned URL lives, or None when downloads are proxied."""
+    config = request.app[config_key]
+    return timedelta(seconds=BLOB_REDIRECT_SECONDS) if config.blob_redirect else None
+
+
 def stored_file_response(request: web.Request, item: ReleaseFile | BundleFile) -> BlobResponse:
     """A release file's or bundle member's bytes, read from wherever the catalog says they lie;
     a member downloads under the name of its path inside the bundle (project_release_file_details.py)."""
@@ -198,6 +229,7 @@ def stored_file_response(request: web.Request, item: ReleaseFile | BundleFile) -
         content_type=sentry.download_content_type(item.headers),
         disposition=sentry.content_disposition(item.path if isinstance(item, BundleFile) else item.name),
         zip_range=item.zip_range,
+        redirect=redirect_expiry(request),
     )
 
 

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from relserver import services
 from relserver.config import Config
@@ -26,6 +28,7 @@ from relserver.storage.blobs.s3_config import S3Settings
 from relserver.storage.catalog import Catalog, DuplicateReleaseFile
 
 from ..conftest import ClientFactory, bearer, create_release, files_url, upload
+from ..round_robin import round_robin
 from ..s3_server import SeaweedServer, find_weed
 
 LATER = timedelta(hours=2)
@@ -264,3 +267,46 @@ class TestSentryRacesAcrossProcesses:
             *(services.create_release(processes[i % 2], org, "2.0", [], services.ReleaseFields()) for i in range(6))
         )
         assert sorted(created for _, created in results) == [False] * 5 + [True]
+
+
+def _strict_s3(request: web.Request) -> web.Response | None:
+    """What AWS S3 answers a presigned request that also carries an Authorization header (the
+    test servers accept it, so the proxy in front of SeaweedFS refuses it as AWS would)."""
+    if "X-Amz-Signature" in request.query and "Authorization" in request.headers:
+        return web.Response(status=400, text="<Error><Code>InvalidArgument</Code>Only one auth mechanism allowed")
+    return None
+
+
+async def test_a_redirected_download_reaches_s3_without_the_clients_authorization(
+    make_client: ClientFactory, config: Config, s3_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--blob-redirect answers a download with a 302 to a presigned URL on the bucket's origin;
+    a client following it sends no Authorization there (S3 would refuse the request), and gets
+    the bytes."""
+    seen: list[tuple[bool, bool, int]] = []
+
+    async def note(request: web.Request, backend: str, status: int, payload: bytes) -> None:
+        seen.append(("X-Amz-Signature" in request.query, "Authorization" in request.headers, status))
+
+    async with round_robin([s3_server.endpoint], after=note, refuse=_strict_s3) as (strict_endpoint, _):
+        for name, value in s3_server.environ.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", strict_endpoint)
+        client = await make_client(config.with_overrides(blob_url=s3_server.new_blob_url(), blob_redirect=True))
+        await create_release(client, "1.0")
+        resp = await upload(client, b"served by S3 itself", name="~/a.js")
+        stored = await resp.json()
+        url = f"{files_url('1.0')}{stored['id']}/?download=1"
+        redirect = await client.get(url, headers=bearer(), allow_redirects=False)
+        location = redirect.headers["Location"]
+        assert redirect.status == 302 and location.startswith(strict_endpoint) and "X-Amz-Signature" in location
+        # A conditional request is still answered here, by the sha1.
+        etag = f'"{stored["sha1"]}"'
+        assert (await client.get(url, headers={**bearer(), "If-None-Match": etag})).status == 304
+        seen.clear()
+        followed = await client.get(url, headers=bearer())
+        assert (followed.status, await followed.read()) == (200, b"served by S3 itself")
+        assert seen == [(True, False, 200)]
+        # The strict front does refuse a client that forwards its token to the presigned URL.
+        async with aiohttp.ClientSession() as session, session.get(location, headers=bearer()) as forwarded:
+            assert forwarded.status == 400

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -85,6 +85,11 @@ class BlobStore(Protocol):
 
     def local_path(self, name: str) -> Path | None:
         """A local file holding the blob, for zero-copy sendfile; None where there is none."""
+        ...
+
+    def presigned_url(self, name: str, expires: timedelta) -> str | None:
+        """A URL that lets its holder GET the blob for `expires` without credentials of its
+        own (S3's presigned URL); None where the store has none (disk)."""
         ...
 
     def iter_names(self, older_than: datetime | None = None) -> Iterator[str]:

@@ -16,7 +16,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -103,6 +103,9 @@ class DiskBlobStore:
         if not _SHA1_HEX.fullmatch(sha1):
             raise ValueError(f"not a sha1: {sha1!r}")
         return self.blob_dir / sha1[:2] / sha1[2:4] / sha1
+
+    def presigned_url(self, name: str, expires: timedelta) -> str | None:
+        return None
 
     def local_path(self, sha1: str) -> Path | None:
         return self._path(sha1)

@@ -133,6 +133,12 @@ class S3BlobStore:
         return None
 
     @_failing_as_unavailable
+    def presigned_url(self, name: str, expires: timedelta) -> str | None:
+        """SigV4 in the query string (no request is made): the URL alone is the credential,
+        so whoever follows it must not send an Authorization header as well (S3 refuses two)."""
+        return obstore.sign(self._store, "GET", self._key(name), expires)
+
+    @_failing_as_unavailable
     def exists(self, name: str) -> bool:
         try:
             obstore.head(self._store, self._key(name))
