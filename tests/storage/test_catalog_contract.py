@@ -394,6 +394,15 @@ class TestBlobReferences:
             assert await tx.blobs.collectable(self.LATER, 10) == []
         assert (await catalog.check()).blob_rows == {blob.sha1}
 
+    async def test_the_start_up_sweep_of_a_shared_catalog_stamps_only_unreferenced_rows(self, catalog: Catalog) -> None:
+        _org, _project, release = await seed(catalog)
+        await add_files(catalog, release, ["~/kept.js"])
+        async with catalog.write() as tx:
+            await tx.blobs.add([StoredBlob(sha1(b"orphan"), 6, "9" * 32)])
+            assert await tx.blobs.mark_all_unreferenced() == 1
+            assert await tx.blobs.mark_all_unreferenced() == 0  # stamped once, not again
+            assert await tx.blobs.collectable(self.LATER, 10) == [sha1(b"orphan")]
+
     async def test_one_process_claims_each_run_of_a_periodic_job(self, catalog: Catalog) -> None:
         async with catalog.write() as tx:
             assert await tx.blobs.claim_run("job", self.OLD, "2000-01-01T01:00:00.000000+00:00")
