@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -310,3 +312,28 @@ async def test_a_redirected_download_reaches_s3_without_the_clients_authorizatio
         # The strict front does refuse a client that forwards its token to the presigned URL.
         async with aiohttp.ClientSession() as session, session.get(location, headers=bearer()) as forwarded:
             assert forwarded.status == 400
+
+
+async def test_vacuum_and_check_on_postgres_and_s3_speak_of_the_collector(
+    make_client: ClientFactory, config: Config, pg_url: str, s3_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = _on_pg_and_s3(config, pg_url, s3_server, monkeypatch)
+    client = await make_client(shared)
+    await create_release(client, "1.0")
+    resp = await upload(client, b"deleted before the vacuum", name="~/a.js")
+    assert (await client.delete(f"{files_url('1.0')}{(await resp.json())['id']}/", headers=bearer())).status == 204
+    await client.close()
+    urls = ["--data-dir", str(shared.data_dir), "--database-url", pg_url, "--blob-url", str(shared.blob_url)]
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "relserver", command, *urls], capture_output=True, text=True, timeout=60
+        )
+
+    vacuum = await asyncio.to_thread(run, "vacuum")
+    assert (vacuum.returncode, vacuum.stderr) == (0, ""), vacuum.stdout
+    # The deleted file's blob is within its grace period: stamped, kept.
+    assert "for the collector, which deleted 0 blob(s) unreferenced for over 3600 s" in vacuum.stdout
+    check = await asyncio.to_thread(run, "check")
+    assert check.returncode == 0, check.stdout
+    assert "1 blobs (0 unreferenced in the blob store, deleted by the collector once older than 3600 s)" in check.stdout
