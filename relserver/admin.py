@@ -15,6 +15,8 @@ from .config import (
     Config,
 )
 from .datadir import DataDirError, DataDirInUse, DataDirLock
+from .services.collector import collect
+from .services.context import deferred_deletion
 from .storage import blobs_for, opened_catalog
 from .storage.blobs import BlobStore
 from .storage.catalog import Catalog
@@ -68,12 +70,25 @@ async def _vacuum(config: Config) -> int:
         blobstore = await _remote_checked(config)
         async with opened_catalog(config) as catalog:
             report = await services.sweep_leftovers(catalog, blobstore)
+            collected = None
+            if deferred_deletion(catalog, blobstore):
+                # PostgreSQL + S3: a collector pass now, leftovers included, with the grace
+                # period servers use (other processes may be storing blobs this moment).
+                collected = await collect(catalog, blobstore, grace=config.blob_grace_seconds, leftovers=True)
     finally:
         await asyncio.to_thread(lock.release)
-    print(
-        f"removed {report.temp_files} stale temp file(s), {report.orphan_blobs} unreferenced blob file(s) "
-        f"and {report.blob_rows} unreferenced blob row(s) from {config.data_dir}"
-    )
+    if collected is None:
+        print(
+            f"removed {report.temp_files} stale temp file(s), {report.orphan_blobs} unreferenced blob file(s) "
+            f"and {report.blob_rows} unreferenced blob row(s) from {config.data_dir}"
+        )
+    else:
+        print(
+            f"removed {report.temp_files} stale temp file(s) from {config.data_dir}; marked "
+            f"{report.blob_rows} unreferenced blob(s) for the collector, which deleted {collected.blobs} "
+            f"blob(s) unreferenced for over {config.blob_grace_seconds:g} s and {collected.leftovers} "
+            "leftover object(s) no row names"
+        )
     return 0
 
 
@@ -151,8 +166,14 @@ async def _check(config: Config) -> int:
     blobstore = await _remote_checked(config)
     async with opened_catalog(config) as catalog:
         report = await services.check_data_dir(catalog, blobstore)
-        # On a shared catalog a start-up sweep deletes no bytes (services.sweep_leftovers).
-        fate = "kept until a collector exists" if catalog.shared else "removed by the next sweep"
+        # On a shared catalog a start-up sweep deletes no bytes (services.sweep_leftovers);
+        # with S3 the collector deletes them once they are older than the grace period.
+        if not catalog.shared:
+            fate = "removed by the next sweep"
+        elif deferred_deletion(catalog, blobstore):
+            fate = f"deleted by the collector once older than {config.blob_grace_seconds:g} s"
+        else:
+            fate = "kept: a sweep on a shared catalog deletes no bytes"
     found = report.catalog
     print(
         f"schema {found.schema_version}, {found.release_files} release files, "

@@ -17,7 +17,8 @@ from .config import Config
 from .datadir import DataDirLock
 from .keys import assembler_key, backend_key, blobstore_key, catalog_key, config_key
 from .services import Backend, backfill_semver, bootstrap_tokens, sweep_leftovers
-from .services.assembly import Assembler
+from .services.assembly import TAKEOVER_POLL_SECONDS, Assembler
+from .services.collector import COLLECT_INTERVAL_SECONDS, Collector
 from .storage import blobs_for, catalog_for
 from .storage.blobs import SweepReport
 
@@ -72,14 +73,22 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
             app[blobstore_key] = blobstore
             app[backend_key] = backend
             app[startup_key] = StartupReport(sweep=sweep, new_admin_token=new_token)
-            assembler = Assembler(backend)
+            lease = config.assemble_lease_seconds
+            assembler = Assembler(backend, lease_seconds=lease, poll_seconds=min(TAKEOVER_POLL_SECONDS, lease / 2))
             app[assembler_key] = assembler
             # Assemblies a previous process accepted and did not finish start again (their
             # chunks are owned blobs, which the sweep keeps).
             await assembler.resume()
+            # PostgreSQL + S3: freed blobs wait for the collector, which runs in every process.
+            collector = Collector(
+                catalog, blobstore, grace=config.blob_grace_seconds, interval=COLLECT_INTERVAL_SECONDS
+            )
+            if backend.deferred_deletion:
+                collector.start()
             try:
                 yield
             finally:
+                await collector.close()
                 await assembler.close()
         finally:
             await catalog.close()

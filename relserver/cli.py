@@ -20,6 +20,8 @@ from typing import Any
 from . import __version__, auth
 from .admin import run_admin_command
 from .config import (
+    ASSEMBLE_LEASE_SECONDS,
+    BLOB_GRACE_SECONDS,
     CHUNK_SIZE,
     DEFAULT_DATA_DIR,
     DEFAULT_HOST,
@@ -74,6 +76,16 @@ def parse_port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"not a port: {text!r} (0 to 65535; 0 picks a free one)")
     return port
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 10**9:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return seconds
 
 
 def parse_bool(text: str) -> bool:
@@ -318,6 +330,29 @@ def _add_serve(commands: Any, environ: Mapping[str, str]) -> _EnvDefault:
         help="chunk size advertised to clients, a power of two (env RELSERVER_CHUNK_SIZE; default 8MiB, Sentry's)",
     )
     parser.add_argument(
+        "--blob-grace-seconds",
+        type=parse_seconds,
+        default=env("BLOB_GRACE_SECONDS", parse_seconds, BLOB_GRACE_SECONDS),
+        metavar="SECONDS",
+        help="PostgreSQL + S3: how long an unreferenced blob stays before the collector deletes it "
+        "(env RELSERVER_BLOB_GRACE_SECONDS; default %(default)s)",
+    )
+    parser.add_argument(
+        "--blob-redirect",
+        action="store_true",
+        default=env("BLOB_REDIRECT", parse_bool, False),
+        help="with --blob-url: answer downloads of whole files with a redirect to a presigned S3 URL "
+        "instead of proxying the bytes; clients must reach the bucket (env RELSERVER_BLOB_REDIRECT=1)",
+    )
+    parser.add_argument(
+        "--assemble-lease-seconds",
+        type=parse_seconds,
+        default=env("ASSEMBLE_LEASE_SECONDS", parse_seconds, ASSEMBLE_LEASE_SECONDS),
+        metavar="SECONDS",
+        help="how long an assembly's lease lasts unrenewed: after a process dies, another takes its "
+        "task over this much later (env RELSERVER_ASSEMBLE_LEASE_SECONDS; default %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default=env("LOG_LEVEL", str.lower, "info"),
@@ -430,6 +465,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         public_url=args.public_url or None,
         trust_proxy=args.trust_proxy,
         chunk_size=args.chunk_size,
+        blob_grace_seconds=args.blob_grace_seconds,
+        blob_redirect=args.blob_redirect,
+        assemble_lease_seconds=args.assemble_lease_seconds,
     )
 
 

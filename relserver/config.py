@@ -58,6 +58,17 @@ UPLOAD_MODES = ("artifact-bundles", "release-bundles", "legacy")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+# Shared engines (DESIGN D10). How long an unreferenced blob stays before the collector
+# deletes it: see services/collector.py for where the hour comes from.
+BLOB_GRACE_SECONDS = 3600.0
+# How long an assembly's lease lasts without renewal; a process killed mid-assembly hands its
+# task to another after this. sentry-cli's `--wait` polls for minutes, so 30 s costs little;
+# it must stay well above a renewal round trip (renewed every third of it).
+ASSEMBLE_LEASE_SECONDS = 30.0
+# How long a presigned download URL (--blob-redirect) stays valid: long enough for a client to
+# follow the redirect and a slow download to start, short enough that a leaked URL soon dies.
+BLOB_REDIRECT_SECONDS = 300.0
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -95,6 +106,11 @@ class Config:
     max_bundle_member_size: int = MAX_BUNDLE_MEMBER_SIZE
     max_bundle_expanded_size: int = MAX_BUNDLE_EXPANDED_SIZE
     max_bundle_compression_ratio: int = MAX_BUNDLE_COMPRESSION_RATIO
+    blob_grace_seconds: float = BLOB_GRACE_SECONDS
+    # Answer downloads of whole blobs with a redirect to a presigned S3 URL (BLOB_REDIRECT_SECONDS)
+    # instead of proxying the bytes; off by default, as Sentry proxies.
+    blob_redirect: bool = False
+    assemble_lease_seconds: float = ASSEMBLE_LEASE_SECONDS
 
     @property
     def db_path(self) -> Path:

@@ -9,7 +9,9 @@
     ├── PayloadTooLarge 413  {"detail": …} naming the limit (relserver's own; Sentry sets none)
     ├── UnsupportedMediaType 415
     ├── ClientClosedRequest 400  the body stopped short: the client hung up (nobody reads it)
-    └── InsufficientStorage 507  the disk (or SQLite's file) is full; clients retry 507
+    ├── InsufficientStorage 507  the disk (or SQLite's file) is full; clients retry 507
+    └── BlobStoreDown   503  the object store failed at run time (bucket gone, credentials
+                             revoked, endpoint down); nothing was stored
 
 Modules below the API raise these (or the plain `Conflict`/`NotFound`) and never build HTTP
 responses themselves; the middleware in `api/middleware.py` is the one place that renders.
@@ -93,6 +95,16 @@ class InsufficientStorage(APIError):
 
     def __init__(self) -> None:
         super().__init__("Insufficient storage: the server's disk is full; nothing was stored, try again later")
+
+
+BLOB_STORE_UNAVAILABLE = "the blob store is unavailable; nothing was stored, try again later"
+
+
+class BlobStoreDown(APIError):
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__(BLOB_STORE_UNAVAILABLE[0].upper() + BLOB_STORE_UNAVAILABLE[1:])
 
 
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})

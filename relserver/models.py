@@ -66,6 +66,12 @@ class ReleaseFile:
     date_created: datetime
     blob_sha1: str
     zip_range: ZipRange | None = None
+    # The blob's object name when it is not `blob_sha1` (a keyed blob store, DESIGN D10).
+    blob_key: str | None = None
+
+    @property
+    def blob_name(self) -> str:
+        return self.blob_key or self.blob_sha1
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +93,19 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
-    """A file that has been written, hashed and fsync'd into a temp file, not yet committed."""
+    """A file that has been written, hashed and fsync'd into a temp file, not yet committed;
+    once in the blob store, `key` is its object's name there when that is not its sha1."""
 
     sha1: str
     size: int
+    # A keyed store's random object name (S3, DESIGN D10); None: the blob is named by its
+    # sha1 (the disk engine, and S3 objects written before random keys).
+    key: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What the blob store calls these bytes."""
+        return self.key or self.sha1
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +149,12 @@ class BundleFile:
     date_created: datetime
     blob_sha1: str
     zip_range: ZipRange | None
+    # The blob's object name when it is not `blob_sha1` (a keyed blob store, DESIGN D10).
+    blob_key: str | None = None
+
+    @property
+    def blob_name(self) -> str:
+        return self.blob_key or self.blob_sha1
 
 
 @dataclass(frozen=True, slots=True)

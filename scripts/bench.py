@@ -24,6 +24,15 @@ Measurements (targets in brackets, relserver / baseline or floor):
             inflated bytes against the same bytes stored as a plain release file, relserver's
             peak RSS over idle while the member streams                      [<= 32 MiB growth]
 
+Scale-out (PostgreSQL + S3, 1 and 3 processes, against SQLite + disk in the same run; not in a
+plain run, asked for by name: `--only scaleout_small,scaleout_build`, see scripts/bench_scaleout.py):
+  scaleout_small  small uploads: uploads/s and server CPU per upload; PostgreSQL's and
+                  SeaweedFS's CPU per upload            [PG+S3 CPU/upload <= 1.5x SQLite's;
+                                                         3 processes >= 1.3x one, or what caps it]
+  scaleout_build  the sentry-cli build at --build-modules: floor, SQLite, PG+S3 x1, x3 behind
+                  the round-robin proxy                  [each <= 1.3x the floor's wall]
+  Smoke run with tiny sizes: `--quick --runs 1 --only scaleout_small,scaleout_build`.
+
 Each figure is the median of --runs runs; a ratio is the median of the runs' own ratios.
 --quick shrinks every size for a smoke test. With --write, a run of some of the benchmarks
 replaces only their sections of the file. Never part of `make test`.
@@ -53,7 +62,7 @@ import threading
 import time
 import zipfile
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -297,15 +306,19 @@ async def _delete_file(url: str, version: str, file_id: str) -> None:
 
 
 async def loadgen(url: str, kind: str, count: int, concurrency: int, size: int, prefix: str) -> dict[str, float]:
+    """`url`: one server, or several separated by commas (the workers then take turns over
+    them, as a load balancer's connections would)."""
     payload = os.urandom(size)
     latencies: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(count):
         queue.put_nowait(i)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(url, headers=AUTH, connector=connector) as session:
+    urls = url.split(",")
+    sessions = [aiohttp.ClientSession(u, headers=AUTH, connector=aiohttp.TCPConnector(limit=concurrency)) for u in urls]
+    cpu_before = time.process_time()
+    try:
 
-        async def worker() -> None:
+        async def worker(session: aiohttp.ClientSession) -> None:
             while not queue.empty():
                 i = queue.get_nowait()
                 if kind == "noop":
@@ -323,10 +336,14 @@ async def loadgen(url: str, kind: str, count: int, concurrency: int, size: int, 
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(sessions[k % len(sessions)]) for k in range(concurrency)))
         elapsed = time.perf_counter() - started
+    finally:
+        for session in sessions:
+            await session.close()
     latencies.sort()
     return {
+        "cpu_s": time.process_time() - cpu_before,
         "per_second": count / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
@@ -758,6 +775,15 @@ NOTES_HEADING = "## Reading the figures"
 # What a plain run (and `make bench`) measures; the big build (section build_N) takes
 # minutes and is asked for with --big-build.
 BENCHMARKS = ("large", "small", "listing", "build", "download", "member")
+# Asked for by name only (they start a PostgreSQL cluster and a SeaweedFS): bench_scaleout.py.
+SCALEOUT = ("scaleout_small", "scaleout_build")
+
+
+def _scaleout() -> Any:
+    import importlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    return importlib.import_module("bench_scaleout")
 
 
 def render_section(name: str, values: dict[str, Any], note: str | None = None) -> list[str]:
@@ -810,7 +836,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"some of {','.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--only",
+        default=",".join(BENCHMARKS),
+        help=f"some of {','.join(BENCHMARKS)}, or the scale-out ones: {','.join(SCALEOUT)}",
+    )
     parser.add_argument("--build-modules", type=int, default=2000, help="modules (a script and its map) in the build")
     parser.add_argument("--big-build", action="store_true", help="also the build at --big-modules, --big-runs times")
     parser.add_argument("--big-modules", type=int, default=20_000)
@@ -823,12 +853,12 @@ def main() -> int:
     big = f"build_{big_modules}"
     if args.big_build and big not in wanted:
         wanted.append(big)
-    if unknown := set(wanted) - {*BENCHMARKS, big}:
+    if unknown := set(wanted) - {*BENCHMARKS, *SCALEOUT, big}:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="relserver-bench-") as tmp:
         work = Path(tmp)
-        steps = {
+        steps: dict[str, Callable[[], dict[str, Any]]] = {
             "large": lambda: bench_large(work / "large", (64 if quick else 1024) * MiB, args.runs),
             "small": lambda: bench_small(work / "small", 500 if quick else 5000, args.runs),
             "listing": lambda: bench_listing(work / "listing", 2000 if quick else 50_000, args.runs),
@@ -836,6 +866,12 @@ def main() -> int:
             big: lambda: bench_build(work / big, big_modules, args.big_runs, profile=False),
             "download": lambda: bench_download(work / "download", (64 if quick else 1024) * MiB, args.runs),
             "member": lambda: bench_member(work / "member", (32 if quick else 256) * MiB, args.runs),
+            "scaleout_small": lambda: _scaleout().bench_scaleout_small(
+                sys.modules[__name__], work / "scaleout_small", 100 if quick else 5000, args.runs
+            ),
+            "scaleout_build": lambda: _scaleout().bench_scaleout_build(
+                sys.modules[__name__], work / "scaleout_build", 20 if quick else args.build_modules, args.runs
+            ),
         }
         for name in wanted:
             print(f"== {name}", file=sys.stderr, flush=True)

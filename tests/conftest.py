@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,7 +23,8 @@ from relserver.app import SERVER_OPTIONS, create_app
 from relserver.config import Config, KiB
 from relserver.keys import catalog_key
 from relserver.services import Backend
-from relserver.storage import blobs_for, catalog_for
+from relserver.storage import blobs_for, catalog_for, opened_catalog
+from relserver.storage.blobs import BlobStore
 from relserver.storage.blobs.s3_config import S3Settings
 from relserver.storage.catalog import Catalog
 
@@ -248,10 +250,28 @@ def blob_files(config: Config) -> list[Path]:
 
 
 def stored_sha1s(config: Config) -> list[str]:
-    """Every blob the configured blob store holds, sorted, asked through the port (any engine)."""
+    """Every blob the configured blob store holds, sorted, asked through the port (any engine).
+
+    A keyed store (S3) names objects at random, so their bytes are hashed; on a shared catalog
+    freed blobs wait for the collector, so a collector pass with no grace period runs first
+    (what the store holds once every deletion so far has taken effect)."""
     if not config.blob_url and not config.blob_dir.exists():
         return []
-    return sorted(blobs_for(config).iter_sha1s())
+    store = blobs_for(config)
+    if store.content_addressed:
+        return sorted(store.iter_names())
+    if config.database_url:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _collect_now(config, store)).result()
+    return sorted(hashlib.sha1(b"".join(store.open_range(name))).hexdigest() for name in store.iter_names())
+
+
+async def _collect_now(config: Config, store: BlobStore) -> None:
+    from relserver.services.collector import collect
+
+    async with opened_catalog(config) as catalog:
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        await collect(catalog, store, grace=0, now=later, leftovers=True)
 
 
 # --- the real sentry-cli binaries ----------------------------------------------------------

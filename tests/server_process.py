@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,9 +21,17 @@ class ServerProcess:
     """Starts the server, finds its URL in the banner, and keeps its output for failure reports."""
 
     def __init__(
-        self, data_dir: Path, *, token: str | None, extra_args: Sequence[str] = (), cwd: Path | None = None
+        self,
+        data_dir: Path,
+        *,
+        token: str | None,
+        extra_args: Sequence[str] = (),
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        # Variables set for this process only, over the test's environment.
+        self.env = dict(env or {})
         self.token = token
         self.extra_args = list(extra_args)
         self.cwd = cwd
@@ -36,7 +44,7 @@ class ServerProcess:
         args = [sys.executable, "-m", "relserver", "--port", "0", "--data-dir", str(self.data_dir)]
         if self.token:
             args += ["--token", self.token]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RELSERVER_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELSERVER_")} | self.env
         self.output = []
         self.proc = subprocess.Popen(
             [*args, *self.extra_args],

@@ -115,6 +115,23 @@ class TestConfiguration:
         config = parse(["--port", "0", "--token", "from-flag", "--max-file-size", "512KiB"], env)
         assert (config.port, config.token, config.max_file_size) == (0, "from-flag", 512 * KiB)
 
+    def test_the_shared_engine_settings_come_from_flag_or_environment(self) -> None:
+        defaults = parse([])
+        assert (defaults.blob_grace_seconds, defaults.blob_redirect, defaults.assemble_lease_seconds) == (
+            3600.0,
+            False,
+            30.0,
+        )
+        env = {
+            "RELSERVER_BLOB_GRACE_SECONDS": "600",
+            "RELSERVER_BLOB_REDIRECT": "1",
+            "RELSERVER_ASSEMBLE_LEASE_SECONDS": "2.5",
+        }
+        config = parse([], env)
+        assert (config.blob_grace_seconds, config.blob_redirect, config.assemble_lease_seconds) == (600.0, True, 2.5)
+        config = parse(["--blob-grace-seconds", "60", "--assemble-lease-seconds", "10"], env)
+        assert (config.blob_grace_seconds, config.assemble_lease_seconds) == (60.0, 10.0)
+
     @pytest.mark.parametrize(("text", "size"), [("100", 100), ("1k", KiB), ("10MB", 10_000_000), ("2GiB", 2 * GiB)])
     def test_sizes_take_units(self, text: str, size: int) -> None:
         assert cli.parse_size(text) == size
@@ -126,6 +143,8 @@ class TestConfiguration:
             (["--max-file-size", "lots"], {}, "not a size"),
             ([], {"RELSERVER_PORT": "x"}, "RELSERVER_PORT: not a port"),
             ([], {"RELSERVER_NO_FSYNC": "maybe"}, "RELSERVER_NO_FSYNC: not a boolean"),
+            (["--blob-grace-seconds", "0"], {}, "not a number of seconds"),
+            (["--assemble-lease-seconds", "soon"], {}, "not a number of seconds"),
         ],
     )
     def test_bad_values_exit_2_naming_the_problem(

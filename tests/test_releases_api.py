@@ -208,10 +208,14 @@ class TestDelete:
         gate = threading.Event()
         engine = type(client.app[blobstore_key])
         real_store_bytes = engine.put_small
+        # On disk a blob is written inside its batch's transaction: holding the first upload's
+        # write holds the writer, and the doomed upload queues behind it. On S3 each upload
+        # stores its object before it joins a batch: the doomed upload's own write is held.
+        held = b"first" if engine.content_addressed else b"doomed"
 
         def store_bytes(self: BlobStore, data: bytes) -> StoredBlob:
-            if data == b"first":
-                gate.wait(10)  # holds the write lock, so what follows queues behind it
+            if data == held:
+                gate.wait(10)
             return real_store_bytes(self, data)
 
         monkeypatch.setattr(engine, "put_small", store_bytes)

@@ -60,7 +60,7 @@ async def test_restart_over_the_same_data_dir_keeps_every_file(make_client: Clie
             sha1(data),
             len(data),
         )
-        assert b"".join(blobstore.open_range(record.sha1)) == data
+        assert b"".join(blobstore.open_range(record.blob_name)) == data
     # And the identity constraint survived too.
     assert (await upload(second, b"again", name="~/f0.js")).status == 409
 
@@ -185,9 +185,9 @@ async def test_blob_is_in_place_before_its_row_commits(
     real_commit = DiskBlobStore.promote
     committed_rows_at_rename: list[int] = []
 
-    def commit(self: DiskBlobStore, temp: TempBlob, blob: StoredBlob) -> None:
+    def commit(self: DiskBlobStore, temp: TempBlob, blob: StoredBlob) -> StoredBlob:
         committed_rows_at_rename.append(visible_release_files(config, blob.sha1))
-        real_commit(self, temp, blob)
+        return real_commit(self, temp, blob)
 
     # At the INSERT of the row, even inside the transaction: is the blob on disk already?
     real_execute, real_executemany = aiosqlite.Connection.execute, aiosqlite.Connection.executemany

@@ -15,7 +15,7 @@ from ..ingest.bundle_zip import normalize_debug_id
 from ..keys import blobstore_key, token_key
 from ..models import Organization, Project
 from .common import backend, json_response, organization_and_project, paginated_response, public_origin, requires
-from .download import BlobResponse, stored_file_response
+from .download import BlobResponse, redirect_expiry, stored_file_response
 
 # ArtifactBundlesEndpoint: OffsetPaginator(default_per_page=10) (api/endpoints/artifact_bundles.py).
 BUNDLES_PER_PAGE = 10
@@ -106,10 +106,11 @@ async def _lookup_download(
     found = await services.lookup_download(backend(request), org, project, target)
     return BlobResponse(
         request.app[blobstore_key],
-        found.blob_sha1,
+        found.blob_name,
         size=found.size,
         sha1=found.sha1,
         content_type="application/octet-stream",
         disposition=sentry.content_disposition(found.name),
         zip_range=found.zip_range,
+        redirect=redirect_expiry(request),
     )

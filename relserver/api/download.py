@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import zipfile
 import zlib
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -18,9 +21,13 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 
 from .. import sentry
-from ..keys import blobstore_key
+from ..config import BLOB_REDIRECT_SECONDS
+from ..errors import BlobStoreDown
+from ..keys import blobstore_key, config_key
 from ..models import BundleFile, ReleaseFile, ZipRange
-from ..storage.blobs import BlobStore
+from ..storage.blobs import BlobStore, BlobStoreUnavailable
+
+log = logging.getLogger("relserver.api")
 
 # Bytes read per hop when sendfile is unavailable (TLS, odd transports).
 FALLBACK_CHUNK_SIZE = 256 * 1024
@@ -32,22 +39,25 @@ class BlobResponse(web.StreamResponse):
     def __init__(
         self,
         blobs: BlobStore,
-        blob_sha1: str,
+        blob_name: str,
         *,
         size: int,
         sha1: str,
         content_type: str,
         disposition: str,
         zip_range: ZipRange | None = None,
+        redirect: timedelta | None = None,
     ) -> None:
         """`size`/`sha1` are the content's; with a `zip_range` the content is a member inside the
-        blob `blob_sha1` (DESIGN D9): a byte range of it, or raw deflate inflated as it streams.
+        blob `blob_name` (DESIGN D9): a byte range of it, or raw deflate inflated as it streams.
         Sent with sendfile from the blob's local path where the store has one, else read
         through `open_range`."""
         super().__init__()
         self._blobs = blobs
-        self._blob_sha1 = blob_sha1
+        self._blob_name = blob_name
         self._zip_range = zip_range
+        # --blob-redirect: how long the presigned URL of a whole blob lives.
+        self._redirect = redirect
         self._blob_size = size
         self._blob_etag = sha1
         self._blob_content_type = content_type
@@ -62,6 +72,13 @@ class BlobResponse(web.StreamResponse):
         if self._matches(request.if_none_match):
             self.set_status(304)
             return await super().prepare(request)
+        if self._redirect is not None and self._zip_range is None:
+            try:
+                url = await asyncio.to_thread(self._blobs.presigned_url, self._blob_name, self._redirect)
+            except BlobStoreUnavailable as exc:
+                return await self._unavailable(request, exc)
+            if url is not None:
+                return await self._redirect_to(request, url)
         self.content_type = self._blob_content_type
         self.headers[hdrs.CONTENT_DISPOSITION] = self._blob_disposition
         start, count = 0, self._blob_size
@@ -79,14 +96,29 @@ class BlobResponse(web.StreamResponse):
                 self.set_status(206)
                 self.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{self._blob_size}"
         self.content_length = count
-        path = self._blobs.local_path(self._blob_sha1)
+        path = self._blobs.local_path(self._blob_name)
         if path is None:
-            writer = await super().prepare(request)
-            assert writer is not None
+            # Opened before the status goes out (in a thread: a remote store's first GET),
+            # so a store that fails answers a Sentry-shaped error instead of a cut body.
+            pieces = None
             if count and request.method != "HEAD":
-                await self._send_pieces(writer, start, count)
-            await self.write_eof()
-            return writer
+                try:
+                    pieces = await asyncio.to_thread(self._open_pieces, start, count)
+                except BlobStoreUnavailable as exc:
+                    return await self._unavailable(request, exc)
+            try:
+                writer = await super().prepare(request)
+                assert writer is not None
+                if pieces is not None:
+                    await self._send_pieces(writer, pieces, start, count)
+                await self.write_eof()
+                return writer
+            finally:
+                if pieces is not None:
+                    # A client gone mid-way must still close the blob's reader: on the loop,
+                    # for the same reason as the file below (an engine's reader closes a file
+                    # or a connection).
+                    _close_pieces(pieces)
         fobj = await _open_uncancellable(path)
         try:
             writer = await super().prepare(request)
@@ -101,25 +133,51 @@ class BlobResponse(web.StreamResponse):
             # run it in, which would leave the file open.
             fobj.close()
 
-    async def _send_pieces(self, writer: AbstractStreamWriter, start: int, count: int) -> None:
-        """Without a local file: the blob's bytes through `open_range`, a piece per thread hop."""
+    def _open_pieces(self, start: int, count: int) -> Iterator[bytes]:
+        """The blob's bytes for this response through `open_range` (blocking)."""
         zip_range = self._zip_range
-        deflated = zip_range is not None and zip_range.compression == zipfile.ZIP_DEFLATED
-        if zip_range is not None and deflated:
-            pieces = self._blobs.open_range(self._blob_sha1, zip_range.offset, zip_range.compressed_size)
-        else:
-            offset = zip_range.offset if zip_range is not None else 0
-            pieces = self._blobs.open_range(self._blob_sha1, offset + start, count)
-        try:
-            if zip_range is not None and deflated:
-                await _send_inflated(writer, _PieceReader(pieces), zip_range.compressed_size, start, count)
-                return
-            while piece := await asyncio.to_thread(next, pieces, b""):
-                await writer.write(piece)
-        finally:
-            # A client gone mid-way must still close the blob's reader: on the loop, for the
-            # same reason as the file above (an engine's reader closes a file or a connection).
-            _close_pieces(pieces)
+        if zip_range is not None and zip_range.compression == zipfile.ZIP_DEFLATED:
+            return self._blobs.open_range(self._blob_name, zip_range.offset, zip_range.compressed_size)
+        offset = zip_range.offset if zip_range is not None else 0
+        return self._blobs.open_range(self._blob_name, offset + start, count)
+
+    async def _send_pieces(self, writer: AbstractStreamWriter, pieces: Iterator[bytes], start: int, count: int) -> None:
+        """Without a local file: the blob's bytes from `open_range`, a piece per thread hop."""
+        zip_range = self._zip_range
+        if zip_range is not None and zip_range.compression == zipfile.ZIP_DEFLATED:
+            await _send_inflated(writer, _PieceReader(pieces), zip_range.compressed_size, start, count)
+            return
+        while piece := await asyncio.to_thread(next, pieces, b""):
+            await writer.write(piece)
+
+    async def _redirect_to(self, request: web.BaseRequest, url: str) -> AbstractStreamWriter | None:
+        """A 302 to the presigned URL. The URL is on the bucket's origin, so a client following
+        it drops its Authorization header (credentials do not follow a redirect to another
+        origin, RFC 9110 section 15.4), which S3 would refuse beside the URL's own signature.
+        The bytes' name is not carried (S3 would need a signed response-content-disposition)."""
+        self.set_status(302)
+        for header in (hdrs.ACCEPT_RANGES, hdrs.ETAG):
+            self.headers.pop(header, None)
+        self.headers[hdrs.LOCATION] = url
+        self.headers[hdrs.CACHE_CONTROL] = "no-store"
+        self.content_length = 0
+        return await super().prepare(request)
+
+    async def _unavailable(self, request: web.BaseRequest, exc: BlobStoreUnavailable) -> AbstractStreamWriter | None:
+        """The store failed before a byte went out: the error middleware's 503, in its words
+        (aiohttp prepares a returned response after the middlewares have run)."""
+        log.error("%s %s: %s", request.method, request.path, exc)
+        error = BlobStoreDown()
+        body = json.dumps(error.body).encode()
+        self.set_status(error.status)
+        for header in (hdrs.CONTENT_DISPOSITION, hdrs.CONTENT_RANGE, hdrs.ACCEPT_RANGES, hdrs.ETAG):
+            self.headers.pop(header, None)
+        self.content_type = "application/json"
+        self.content_length = len(body)
+        writer = await super().prepare(request)
+        await self.write(body)
+        await self.write_eof()
+        return writer
 
     async def _unsatisfiable(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         self.set_status(416)
@@ -154,17 +212,24 @@ class BlobResponse(web.StreamResponse):
             count -= len(chunk)
 
 
+def redirect_expiry(request: web.Request) -> timedelta | None:
+    """How long a download's presigned URL lives, or None when downloads are proxied."""
+    config = request.app[config_key]
+    return timedelta(seconds=BLOB_REDIRECT_SECONDS) if config.blob_redirect else None
+
+
 def stored_file_response(request: web.Request, item: ReleaseFile | BundleFile) -> BlobResponse:
     """A release file's or bundle member's bytes, read from wherever the catalog says they lie;
     a member downloads under the name of its path inside the bundle (project_release_file_details.py)."""
     return BlobResponse(
         request.app[blobstore_key],
-        item.blob_sha1,
+        item.blob_name,
         size=item.size,
         sha1=item.sha1,
         content_type=sentry.download_content_type(item.headers),
         disposition=sentry.content_disposition(item.path if isinstance(item, BundleFile) else item.name),
         zip_range=item.zip_range,
+        redirect=redirect_expiry(request),
     )
 
 

@@ -14,6 +14,7 @@ from .. import auth, sentry, services
 from ..errors import (
     APIError,
     BadRequest,
+    BlobStoreDown,
     ClientClosedRequest,
     InsufficientStorage,
     NotAuthenticated,
@@ -22,6 +23,7 @@ from ..errors import (
 )
 from ..keys import catalog_key, token_key
 from ..models import Token
+from ..storage.blobs import BlobStoreUnavailable
 from ..storage.catalog import UnstorableText
 from .common import Handler, json_response, required_scopes
 
@@ -50,6 +52,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except UnstorableText:
         # A NUL the catalog's engine cannot hold (PostgreSQL): DRF's words for the same refusal.
         return error_response(BadRequest(sentry.FIELD_NULL_CHARACTERS))
+    except BlobStoreUnavailable as exc:
+        # The object store failed after start (its bucket removed, credentials revoked, the
+        # endpoint down): the client's request was fine, and the log line says what broke.
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return error_response(BlobStoreDown())
     except ConnectionResetError:
         # aiohttp's "Connection lost" while the body was being read: a client that went away
         # is not a server error, and is worth one line, not a traceback.

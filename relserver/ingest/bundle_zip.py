@@ -85,12 +85,13 @@ def check_total_size(name: str, sizes: dict[str, int], chunks: list[str], max_fi
 
 
 def concatenate(blobstore: BlobStore, chunks: list[str], checksum: str) -> tuple[StagedBlob, StoredBlob]:
-    """Chunks in the given order (repeats allowed) into one temp file whose sha1 must match."""
+    """Chunks (by their names in the blob store) in the given order (repeats allowed) into one
+    temp file whose sha1 must match."""
     temp = blobstore.stage()
     try:
-        for sha1 in chunks:
+        for name in chunks:
             try:
-                for piece in blobstore.open_range(sha1):
+                for piece in blobstore.open_range(name):
                     temp.write(piece)
             except FileNotFoundError:
                 raise BundleError(NOT_ALL_CHUNKS) from None

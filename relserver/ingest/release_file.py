@@ -40,9 +40,8 @@ class SpooledContent:
     blob: StoredBlob
 
     def store(self, blobstore: BlobStore) -> StoredBlob:
-        """Rename into the content address (blocking)."""
-        blobstore.promote(self.temp, self.blob)
-        return self.blob
+        """Into the blob store (a rename on disk, an upload to S3; blocking); the blob as stored."""
+        return blobstore.promote(self.temp, self.blob)
 
     def discard(self) -> None:
         self.temp.discard()
@@ -61,7 +60,7 @@ class MemoryContent:
     data: bytes
 
     def store(self, blobstore: BlobStore) -> StoredBlob:
-        """Hash, and write unless a blob with this sha1 exists (blocking)."""
+        """Hash, and write (on disk: unless a blob with this sha1 exists; blocking)."""
         return blobstore.put_small(self.data)
 
     def discard(self) -> None:

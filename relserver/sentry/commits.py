@@ -63,6 +63,11 @@ class CommitFields:
     refs: list[RefData] | None = None
     head_commits: list[RefData] | None = None
 
+    @property
+    def given(self) -> bool:
+        """Whether the body said anything about commits at all."""
+        return self.commits is not None or self.refs is not None or self.head_commits is not None
+
 
 def _list_field(data: dict[str, Any], key: str, errors: dict[str, Any]) -> list[Any] | None:
     """DRF ListField(required=False, allow_null=False)."""

@@ -18,12 +18,13 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..errors import BadRequest, is_disk_full
+from ..config import ASSEMBLE_LEASE_SECONDS
+from ..errors import BLOB_STORE_UNAVAILABLE, BadRequest, is_disk_full
 from ..ingest import bundle_zip
 from ..ingest.bundle_zip import BundleError, BundleLimits
 from ..ingest.chunks import chunk_error
 from ..models import Organization, Project, Release, StoredBlob
-from ..storage.blobs import StagedBlob
+from ..storage.blobs import BlobStoreUnavailable, StagedBlob
 from ..storage.catalog import ReleaseGone, UnstorableText
 from ..storage.sql.dialect import ts
 from .bundles import save_artifact_bundle
@@ -51,8 +52,8 @@ MAX_CONCURRENT_ASSEMBLIES = 1
 # poll (tasks/assemble.py), which these clients handle the same way either answer.
 ASSEMBLE_WAIT_SECONDS = 2.0
 # How long a worker's claim on a task lasts unless renewed (DESIGN D10); renewed every third
-# of it while the work runs. The scale-out guide's design sketch uses 30 s.
-LEASE_SECONDS = 30.0
+# of it while the work runs. The default of `--assemble-lease-seconds` (config.py).
+LEASE_SECONDS = ASSEMBLE_LEASE_SECONDS
 # How often each process looks for tasks nobody holds (a takeover after a worker died).
 TAKEOVER_POLL_SECONDS = 5.0
 
@@ -224,6 +225,9 @@ class Assembler:
         except UnstorableText:
             log.info("assembly of %s failed: a manifest value holds NUL", checksum)
             return "error", UNSTORABLE_MANIFEST
+        except BlobStoreUnavailable as exc:
+            log.error("assembly of %s failed: %s", checksum, exc)
+            return "error", BLOB_STORE_UNAVAILABLE
         except Exception as exc:
             if is_disk_full(exc):
                 log.error("assembly of %s: disk full", checksum)
@@ -239,9 +243,12 @@ class Assembler:
             # Only chunks this organization uploaded count (debug_files/upload.py find_missing_chunks).
             if set(chunks) - await tx.chunks.owned(organization_id, chunks):
                 raise BundleError(bundle_zip.NOT_ALL_CHUNKS)
-            sizes = await tx.blobs.sizes(chunks)
+            rows = await tx.blobs.get(chunks)
+        sizes = {sha1: blob.size for sha1, blob in rows.items()}
         bundle_zip.check_total_size(name, sizes, chunks, self.limits.max_file_size)
-        return await asyncio.to_thread(bundle_zip.concatenate, self.backend.blobstore, chunks, checksum)
+        # The chunks' bytes by their object names (a keyed store's are not their sha1s).
+        names = [rows[sha1].name if sha1 in rows else sha1 for sha1 in chunks]
+        return await asyncio.to_thread(bundle_zip.concatenate, self.backend.blobstore, names, checksum)
 
     async def _artifact_bundle(self, organization_id: int, checksum: str, request: dict[str, Any]) -> None:
         temp, blob = await self._assembled_file(organization_id, checksum, request["chunks"], "artifact-bundle.zip")

@@ -3,7 +3,6 @@ project_artifact_bundle_files.py): list, delete, a bundle's files, one member.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from .. import sentry
@@ -11,7 +10,7 @@ from ..errors import BadRequest, NotFound
 from ..models import ArtifactBundle, BundleFile, NewBundleFile, Organization, Project, StoredBlob
 from ..storage.blobs import StagedBlob
 from ..storage.sql.dialect import ts, utcnow
-from .context import Backend, delete_after_commit
+from .context import Backend, blob_writes, release_blobs
 
 # The two orders ArtifactBundlesEndpoint sorts by, each either way.
 BUNDLE_SORTS = ("date_added", "-date_added", "date_modified", "-date_modified")
@@ -53,7 +52,7 @@ async def delete_artifact_bundle(backend: Backend, org: Organization, project: P
         if not await tx.bundles.project_ids(bundle.id):
             candidates = [*await tx.bundles.member_blobs(bundle.id), bundle.checksum]
             await tx.bundles.delete(bundle.id)
-            delete_after_commit(backend, tx, await tx.blobs.free(candidates))
+            await release_blobs(backend, tx, candidates)
 
 
 async def bound_bundle(backend: Backend, org: Organization, project: Project, bundle_id: str) -> ArtifactBundle:
@@ -101,9 +100,9 @@ async def save_artifact_bundle(
     indexed members are read from it."""
     now = ts(utcnow())
     assert now is not None
-    async with backend.catalog.write() as tx:
-        await asyncio.to_thread(backend.blobstore.promote_many, list(staged))
-        await tx.blobs.add([bundle_blob, *(f.blob for f in files if f.zip_range is None)])
+    # `staged` holds the zip and every member kept on its own: their rows come with them.
+    async with blob_writes(backend, staged) as writes, backend.catalog.write() as tx:
+        await writes.reference(tx)
         existing = await tx.bundles.by_bundle_id(organization_id, bundle_id)
         candidates: list[str] = []
         if existing is not None:
@@ -114,7 +113,7 @@ async def save_artifact_bundle(
             pk = await tx.bundles.create(organization_id, bundle_id, bundle_blob.sha1, release, dist, now)
         await tx.bundles.link(pk, project_ids)
         await tx.bundles.add_members(pk, bundle_blob.sha1, files)
-        delete_after_commit(backend, tx, await tx.blobs.free(candidates))
+        await release_blobs(backend, tx, candidates)
         saved = await tx.bundles.by_pk(pk)
     assert saved is not None
     return saved

@@ -7,7 +7,7 @@ import asyncio
 from ..ingest.chunks import ReceivedChunk, check_checksums
 from ..models import Organization
 from ..storage.blobs import StagedBlob
-from .context import Backend
+from .context import Backend, blob_writes
 from .scope import provision
 
 
@@ -19,12 +19,13 @@ async def store_chunks(backend: Backend, org: Organization | None, org_ref: str,
         if not chunks:
             return
         org, _ = await provision(backend, org, org_ref)
-        blobs = [c.blob for c in chunks]
-        async with backend.catalog.write() as tx:
-            # Bytes before rows, inside the transaction: no delete can free them in between.
-            await asyncio.to_thread(backend.blobstore.promote_many, [(c.temp, c.blob) for c in chunks])
-            await tx.blobs.add(blobs)
-            await tx.chunks.own(org.id, blobs)
+        # Constraints decide every race here (one blob row per sha1, one owner row per org
+        # and sha1), so on a shared catalog this write needs no lock across processes.
+        async with (
+            blob_writes(backend, [(c.temp, c.blob) for c in chunks]) as writes,
+            backend.catalog.write(serialized=False) as tx,
+        ):
+            await tx.chunks.own(org.id, await writes.reference(tx))
     finally:
         leftovers = [c.temp for c in chunks if not c.temp.consumed]
         if leftovers:

@@ -26,6 +26,8 @@ class LookupDownload:
     name: str
     blob_sha1: str
     zip_range: ZipRange | None = None
+    # What the blob store calls those bytes (`blob_sha1`, unless the store is keyed).
+    blob_name: str = ""
 
 
 async def artifact_lookup(
@@ -74,10 +76,11 @@ async def lookup_download(backend: Backend, org: Organization, project: Project,
         if pk is not None and kind == "artifact_bundle":
             bundle = await tx.bundles.get_by_pk(org.id, project.id, pk)
             if bundle is not None:
-                size = (await tx.blobs.sizes([bundle.checksum]))[bundle.checksum]
-                return LookupDownload(bundle.checksum, size, f"artifact_bundle_{bundle.bundle_id}.zip", bundle.checksum)
+                blob = (await tx.blobs.get([bundle.checksum]))[bundle.checksum]
+                name = f"artifact_bundle_{bundle.bundle_id}.zip"
+                return LookupDownload(bundle.checksum, blob.size, name, bundle.checksum, blob_name=blob.name)
         if pk is not None and kind == "release_file":
             f = await tx.files.get_in_project(project.id, pk)
             if f is not None:
-                return LookupDownload(f.sha1, f.size, f.name, f.blob_sha1, f.zip_range)
+                return LookupDownload(f.sha1, f.size, f.name, f.blob_sha1, f.zip_range, blob_name=f.blob_name)
     raise NotFound(None)

@@ -10,6 +10,7 @@ from ..models import CatalogCheck
 from ..storage import blobs
 from ..storage.blobs import BlobStore, SweepReport
 from ..storage.catalog import Catalog
+from .context import deferred_deletion
 
 
 async def sweep_leftovers(catalog: Catalog, blobstore: BlobStore) -> SweepReport:
@@ -20,13 +21,17 @@ async def sweep_leftovers(catalog: Catalog, blobstore: BlobStore) -> SweepReport
     every unreferenced blob one of a delete interrupted mid-way (DESIGN invariants 1, 10).
 
     On a shared catalog other processes may be between storing a blob and committing its row,
-    so no blob's bytes are deleted here: only this data dir's temp files and the rows nothing
-    references (a blob row is always committed with its reference). What a crash leaves in a
-    shared blob store stays until a collector with a grace period exists (DESIGN D10).
+    so no blob's bytes are deleted here: only this data dir's temp files. With a keyed store
+    (S3) the rows nothing references are stamped for the collector, which deletes them and
+    any object no row names once the grace period has passed (DESIGN D10); with a disk store
+    they are pruned, under the writer lock that store's engine takes for every write.
     """
     async with catalog.write() as tx:
-        pruned = await tx.blobs.prune()
-        referenced = None if catalog.shared else set(await tx.blobs.all())
+        if deferred_deletion(catalog, blobstore):
+            pruned = await tx.blobs.mark_all_unreferenced()
+        else:
+            pruned = await tx.blobs.prune()
+        referenced = None if catalog.shared else await tx.blobs.names()
     return await asyncio.to_thread(blobs.sweep, blobstore, referenced, blob_rows=pruned)
 
 
@@ -35,7 +40,7 @@ class DataDirCheck:
     """A data dir's consistency (DESIGN invariant 1: a row never points at a missing blob)."""
 
     catalog: CatalogCheck
-    # Blob rows whose bytes the blob store does not hold.
+    # Blob rows whose bytes the blob store does not hold (by the bytes' names there).
     missing_bytes: tuple[str, ...]
     # Bytes no blob row names: harmless leftovers the next sweep removes.
     unreferenced_bytes: int
@@ -54,9 +59,16 @@ async def check_data_dir(catalog: Catalog, blobstore: BlobStore) -> DataDirCheck
     """Read-only, so safe beside a running server: a blob row is written only after its bytes
     are in place, so a row without bytes is a real fault, never an upload in flight."""
     found = await catalog.check()
-    stored = await asyncio.to_thread(lambda: set(blobstore.iter_sha1s()))
+    async with catalog.read() as tx:
+        named = await tx.blobs.names()
+    stored = await asyncio.to_thread(lambda: set(blobstore.iter_names()))
+    missing = named - stored
+    if missing:
+        # A collector may have deleted a row, then its object, since the names were read.
+        async with catalog.read() as tx:
+            missing &= await tx.blobs.named(missing)
     return DataDirCheck(
         catalog=found,
-        missing_bytes=tuple(sorted(found.blob_rows - stored)),
-        unreferenced_bytes=len(stored - found.blob_rows),
+        missing_bytes=tuple(sorted(missing)),
+        unreferenced_bytes=len(stored - named),
     )

@@ -14,7 +14,7 @@ from ..models import BundleFile, NewBundleFile, Organization, Project, Release, 
 from ..storage.blobs import StagedBlob
 from ..storage.catalog import DuplicateReleaseFile, NewReleaseFile, ReadTx, ReleaseGone
 from ..storage.sql.dialect import ts, utcnow
-from .context import Backend, delete_after_commit
+from .context import Backend, blob_writes, release_blobs
 
 
 async def upload_release_file(backend: Backend, org: Organization, release: Release, form: UploadForm) -> ReleaseFile:
@@ -161,7 +161,7 @@ async def delete_release_file(backend: Backend, org: Organization, release: Rele
             candidates = set(await tx.files.blobs_of(release.id, file_id))
             if not await tx.files.delete(release.id, file_id):
                 raise NotFound()
-        delete_after_commit(backend, tx, await tx.blobs.free(candidates))
+        await release_blobs(backend, tx, candidates)
 
 
 async def delete_all_release_files(backend: Backend, org: Organization, project: Project | None, version: str) -> None:
@@ -184,7 +184,7 @@ async def delete_all_release_files(backend: Backend, org: Organization, project:
             candidates += await tx.bundles.member_blobs(bundle.id)
             await tx.bundles.delete(bundle.id)
         await tx.files.delete(release.id)
-        delete_after_commit(backend, tx, await tx.blobs.free(candidates))
+        await release_blobs(backend, tx, candidates)
 
 
 async def _release_has_dist(tx: ReadTx, org: Organization, release: Release, dist: str) -> bool:
@@ -203,17 +203,17 @@ async def upsert_release_bundle(
 ) -> None:
     """A release bundle's (name, member) pairs as release files: existing ones get the new
     content, the rest are created (Sentry's assembly before release archives, tasks/assemble.py:
-    no 409). Raises ReleaseGone, before any blob is stored, if the release went meanwhile.
+    no 409). Raises ReleaseGone, before any blob row is written, if the release went meanwhile.
 
     A member with a `zip_range` is read from the bundle's zip, `bundle_blob`; one without has
     its own blob (DESIGN D9)."""
     now = ts(utcnow())
     assert now is not None
-    async with backend.catalog.write() as tx:
+    async with blob_writes(backend, staged) as writes, backend.catalog.write() as tx:
         await tx.releases.require(release.id)
-        await asyncio.to_thread(backend.blobstore.promote_many, list(staged))
+        # `staged` holds the zip and every member kept on its own: their rows come with them.
+        await writes.reference(tx)
         dist_id = await tx.files.ensure_dist(release.id, dist, now) if dist else None
-        await tx.blobs.add([bundle_blob, *(m.blob for _, m in files if m.zip_range is None)])
         # The zip stays a blob only while a file reads from it (an all-extracted one goes).
         candidates = [bundle_blob.sha1]
         for name, member in files:
@@ -234,4 +234,4 @@ async def upsert_release_bundle(
             )
             if old is not None:
                 candidates.append(old)
-        delete_after_commit(backend, tx, await tx.blobs.free(candidates))
+        await release_blobs(backend, tx, candidates)

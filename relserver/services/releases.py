@@ -11,7 +11,7 @@ from ..models import Deploy, Organization, Project, Release, ReleaseCondition, R
 from ..sentry.commits import CommitFields
 from ..storage.catalog import ReadTx, ReleaseGone
 from .commits import CommitsOutcome, apply_commit_fields
-from .context import Backend, delete_after_commit
+from .context import Backend, release_blobs
 
 # How many releases of an older data dir one start-up transaction parses (semver columns).
 SEMVER_BACKFILL_BATCH = 500
@@ -37,8 +37,11 @@ async def create_release(
 ) -> tuple[ReleaseView, bool]:
     """Get or create, link projects, set commits; True when created or newly linked (201,
     else 208). An existing release takes a `status` that differs (organization_releases.py).
-    Refs naming unknown repositories are Sentry's 400, raised once the rest is stored."""
-    async with backend.catalog.write() as tx:
+    Refs naming unknown repositories are Sentry's 400, raised once the rest is stored.
+    `ON CONFLICT DO NOTHING` decides which of two concurrent creates made it, so a plain
+    create needs no lock across processes on a shared catalog; one that sets commits
+    (which replaces the release's list) stays serialized."""
+    async with backend.catalog.write(serialized=commits is not None and commits.given) as tx:
         release, created = await tx.releases.get_or_create(
             org.id,
             version,
@@ -154,7 +157,7 @@ async def delete_release(backend: Backend, release: Release) -> None:
         candidates = await tx.files.blobs_of(release.id)
         await tx.files.delete(release.id)
         await tx.releases.delete(release.id)
-        delete_after_commit(backend, tx, await tx.blobs.free(candidates))
+        await release_blobs(backend, tx, candidates)
 
 
 async def add_deploy(backend: Backend, release: Release, fields: sentry.DeployFields) -> Deploy:

@@ -4,9 +4,15 @@ under SQLite's single writer). Each caller gets its answer only after that COMMI
 durable.
 
 Order inside the transaction: which releases still exist and which idents are taken (so a 409
-never touches the blob store), then the blobs go into the blob store side by side, then the
-rows. A row therefore never exists before its blob; a crash between the two leaves a blob
-without a row, which the start-up sweep removes (DESIGN invariant 1).
+never touches a content-addressed store), then the blobs go into the blob store side by side,
+then the rows. A row therefore never exists before its blob; a crash between the two leaves a
+blob without a row, which the start-up sweep removes (DESIGN invariant 1).
+
+A keyed store (S3) is written before the transaction instead: no transaction waits on the
+network, and the write takes no lock across processes, since the UNIQUE ident and the blob
+row's sha1 decide every race. A batch that loses one (another process committed the same
+ident, or deleted the release, in between) runs again, and its losers then see their 409 or
+404; objects that no row came to name are deleted after the commit.
 """
 
 from __future__ import annotations
@@ -17,8 +23,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import ReleaseFile, StoredBlob
-from ..storage.catalog import Catalog, DuplicateReleaseFile, NewReleaseFile, ReleaseGone, WriteTx
+from ..storage.blobs import BlobStore
+from ..storage.catalog import (
+    Catalog,
+    DuplicateReleaseFile,
+    NewReleaseFile,
+    ReferenceGone,
+    ReleaseGone,
+    UniqueViolation,
+    WriteTx,
+)
 from ..storage.sql.dialect import ts, utcnow
+
+# How often a batch runs again after losing a race to another process (each loss means a
+# competitor committed, so the next try sees it); more than a few means something else is wrong.
+BATCH_ATTEMPTS = 4
 
 
 @dataclass(slots=True)
@@ -34,14 +53,19 @@ class PendingFile:
     # Puts the bytes into the blob store (durably) and says what they are.
     commit_blob: Callable[[], Awaitable[StoredBlob]]
     answer: asyncio.Future[ReleaseFile]
+    # A keyed store's write, done before the upload joined a batch (or why it was not).
+    early: StoredBlob | Exception | None = None
 
 
 Outcome = list[tuple[PendingFile, ReleaseFile | Exception]]
+# What an upload's early blob write gave, per pending file (a keyed store only).
+Early = dict[int, "StoredBlob | Exception | None"]
 
 
 class UploadBatcher:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, blobstore: BlobStore) -> None:
         self._catalog = catalog
+        self._blobstore = blobstore
         self._pending: list[PendingFile] = []
         self._flusher: asyncio.Future[None] | None = None
 
@@ -67,6 +91,10 @@ class UploadBatcher:
             commit_blob=commit_blob,
             answer=asyncio.get_running_loop().create_future(),
         )
+        if not self._blobstore.content_addressed:
+            # Each upload's object goes to the store now, beside the others' and beside the
+            # batch being committed, so no upload waits on another's network round trips.
+            pending.early = await self._store_early(pending)
         self._pending.append(pending)
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush())
@@ -81,10 +109,14 @@ class UploadBatcher:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                early: Early | None = None
                 try:
-                    async with self._catalog.write() as tx:
-                        done = await _commit_batch(tx, batch)
+                    if not self._blobstore.content_addressed:
+                        early = {id(item): item.early for item in batch}
+                    done = await self._commit(batch, early)
                 except BaseException as exc:
+                    if early:
+                        await self._discard([r for r in early.values() if isinstance(r, StoredBlob)])
                     for item in batch:
                         if not item.answer.done():
                             item.answer.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
@@ -102,8 +134,48 @@ class UploadBatcher:
         finally:
             self._flusher = None
 
+    async def _store_early(self, item: PendingFile) -> StoredBlob | Exception:
+        """A keyed store's write for one upload, before its transaction; an upload whose
+        (release, name, dist) is taken already answers its 409 without touching the store."""
+        async with self._catalog.read() as tx:
+            if await tx.files.taken_idents(item.release_id, [item.ident]):
+                return DuplicateReleaseFile(item.name)
+        try:
+            return await item.commit_blob()
+        except Exception as exc:  # the upload's own outcome, answered after the batch
+            return exc
 
-async def _commit_batch(tx: WriteTx, batch: list[PendingFile]) -> Outcome:
+    async def _commit(self, batch: list[PendingFile], early: Early | None) -> Outcome:
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            try:
+                async with self._catalog.write(serialized=False) as tx:
+                    done, unused = await _commit_batch(tx, batch, early)
+
+                    async def discard(unused: list[StoredBlob] = unused) -> None:
+                        await self._discard(unused)
+
+                    tx.after_commit(discard)
+                return done
+            except (UniqueViolation, ReferenceGone):
+                # Another process committed an ident of this batch, or deleted its release,
+                # since this transaction looked: the next try sees it.
+                if early is None or attempt == BATCH_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _discard(self, blobs: list[StoredBlob]) -> None:
+        """Objects no row names (best effort: the collector finds any left behind)."""
+        names = [b.name for b in blobs]
+        if names:
+            try:
+                await asyncio.to_thread(self._blobstore.delete, names)
+            except Exception:
+                return
+
+
+async def _commit_batch(tx: WriteTx, batch: list[PendingFile], early: Early | None) -> tuple[Outcome, list[StoredBlob]]:
+    """The batch's rows in `tx`; with `early` (a keyed store's blobs, already written) also the
+    objects that no row will name (refused uploads, and copies another upload's row won)."""
     now = utcnow()
     stamp = ts(now)
     assert stamp is not None
@@ -130,7 +202,11 @@ async def _commit_batch(tx: WriteTx, batch: list[PendingFile]) -> Outcome:
         dist_ids[(release_id, dist)] = await tx.files.ensure_dist(release_id, dist, stamp)
     # The blob writes run side by side in worker threads, all before any row is written.
     # A write that fails fails its own upload only; the others in the batch go on.
-    results: list[Any] = await asyncio.gather(*(item.commit_blob() for item in accepted), return_exceptions=True)
+    results: list[Any]
+    if early is None:
+        results = await asyncio.gather(*(item.commit_blob() for item in accepted), return_exceptions=True)
+    else:
+        results = [early[id(item)] for item in accepted]
     written: list[tuple[PendingFile, StoredBlob]] = []
     for item, result in zip(accepted, results, strict=True):
         if isinstance(result, StoredBlob):
@@ -139,7 +215,10 @@ async def _commit_batch(tx: WriteTx, batch: list[PendingFile]) -> Outcome:
             outcome.append((item, result))
         else:
             raise result  # cancellation: the whole transaction rolls back
-    await tx.blobs.add([blob for _, blob in written])
+    unused = await tx.blobs.add([blob for _, blob in written])
+    if early is not None:
+        kept = {id(item) for item, _ in written}
+        unused += [r for key, r in early.items() if key not in kept and isinstance(r, StoredBlob)]
     await tx.files.insert_many(
         [
             NewReleaseFile(
@@ -174,7 +253,7 @@ async def _commit_batch(tx: WriteTx, batch: list[PendingFile]) -> Outcome:
             blob_sha1=blob.sha1,
         )
         outcome.append((item, record))
-    return outcome
+    return outcome, unused
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -42,7 +42,9 @@ def catalog_for(config: Config) -> Catalog:
             from .sql.postgres import PostgresCatalog
         except ImportError:
             raise CatalogUnavailable(f"--database-url needs the PostgreSQL driver: {POSTGRES_EXTRA}") from None
-        return PostgresCatalog(config.database_url)
+        # A disk store on a shared volume names blobs by sha1 and deletes them inline, which
+        # needs every write serialized; an S3 store's random keys do not (DESIGN D10).
+        return PostgresCatalog(config.database_url, serialize_all=not config.blob_url)
     from .sql.sqlite import SqliteCatalog
 
     return SqliteCatalog(config.db_path, fsync=config.fsync)

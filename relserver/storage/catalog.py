@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from ..models import CatalogCheck
-from .sql.dialect import UniqueViolation, UnstorableText
+from .sql.dialect import ReferenceGone, UniqueViolation, UnstorableText
 from .sql.repos import DuplicateReleaseFile, NewReleaseFile, ReadTx, ReleaseGone, WriteTx
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "DuplicateReleaseFile",
     "NewReleaseFile",
     "ReadTx",
+    "ReferenceGone",
     "ReleaseGone",
     "UniqueViolation",
     "UnstorableText",
@@ -48,9 +49,14 @@ class Catalog(Protocol):
         """Reads; may run beside writes and sees only committed rows."""
         ...
 
-    def write(self) -> AbstractAsyncContextManager[WriteTx]:
+    def write(self, *, serialized: bool = True) -> AbstractAsyncContextManager[WriteTx]:
         """A transaction that commits when the block ends and rolls back when it raises;
-        then its after-commit callbacks run."""
+        then its after-commit callbacks run.
+
+        `serialized` (the default): no other serialized write runs at the same time, in any
+        process, so a check-then-act use case means what it says. False: constraints and
+        `ON CONFLICT` decide this write's races (a shared catalog then runs it beside others;
+        SQLite's single writer serializes every write anyway)."""
         ...
 
     async def check(self) -> CatalogCheck:

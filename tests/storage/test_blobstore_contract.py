@@ -76,9 +76,7 @@ def stored(blobs: BlobStore, data: bytes) -> StoredBlob:
     staged = blobs.stage()
     for i in range(0, len(data), 1000):
         staged.write(data[i : i + 1000])
-    blob = staged.finish()
-    blobs.promote(staged, blob)
-    return blob
+    return blobs.promote(staged, staged.finish())
 
 
 DATA = bytes(range(256)) * 2000  # 512 000 bytes: more than one read piece
@@ -86,26 +84,50 @@ DATA = bytes(range(256)) * 2000  # 512 000 bytes: more than one read piece
 
 def test_a_promoted_blob_is_its_sha1_and_reads_back_exactly(blobs: BlobStore) -> None:
     blob = stored(blobs, DATA)
-    assert blob == StoredBlob(sha1=sha1(DATA), size=len(DATA))
-    assert blobs.exists(blob.sha1)
-    assert b"".join(blobs.open_range(blob.sha1)) == DATA
+    assert (blob.sha1, blob.size) == (sha1(DATA), len(DATA))
+    assert blobs.exists(blob.name)
+    assert b"".join(blobs.open_range(blob.name)) == DATA
 
 
-def test_promoting_bytes_already_stored_keeps_one_copy_and_drops_the_staged_one(blobs: BlobStore) -> None:
+def test_a_content_addressed_store_names_a_blob_by_its_sha1_and_a_keyed_one_at_random(blobs: BlobStore) -> None:
+    """Invariant 6 and DESIGN D10: disk names are the sha1 the server computed; S3 names are
+    random, so no process ever writes or deletes a name another process may be using."""
+    first, second = stored(blobs, DATA), stored(blobs, DATA)
+    if blobs.content_addressed:
+        assert first.key is None and first.name == second.name == sha1(DATA)
+    else:
+        assert first.key and second.key and first.key != second.key
+        assert sha1(DATA) not in first.name
+        assert sorted(blobs.iter_names()) == sorted([first.name, second.name])
+
+
+def test_promoting_bytes_already_stored_drops_the_staged_copy(blobs: BlobStore) -> None:
     first = stored(blobs, DATA)
     staged = blobs.stage()
     staged.write(DATA)
-    blobs.promote(staged, staged.finish())
+    again = blobs.promote(staged, staged.finish())
     assert staged.consumed and not staged.path.exists()
-    assert list(blobs.iter_sha1s()) == [first.sha1]
     assert blobs.stale_staged() == []
+    if blobs.content_addressed:
+        # One copy: the same name.
+        assert list(blobs.iter_names()) == [first.name] == [again.name]
 
 
-def test_put_small_stores_once_and_answers_its_identity(blobs: BlobStore) -> None:
-    assert blobs.put_small(b"small") == StoredBlob(sha1=sha1(b"small"), size=5)
-    assert blobs.put_small(b"small") == StoredBlob(sha1=sha1(b"small"), size=5)
-    assert list(blobs.iter_sha1s()) == [sha1(b"small")]
-    assert b"".join(blobs.open_range(sha1(b"small"))) == b"small"
+def test_put_small_stores_and_answers_its_identity(blobs: BlobStore) -> None:
+    small = blobs.put_small(b"small")
+    assert (small.sha1, small.size) == (sha1(b"small"), 5)
+    assert b"".join(blobs.open_range(small.name)) == b"small"
+    again = blobs.put_small(b"small")
+    if blobs.content_addressed:
+        assert again == small and list(blobs.iter_names()) == [sha1(b"small")]
+
+
+def test_iter_names_older_than_leaves_out_what_was_written_since(blobs: BlobStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    blob = stored(blobs, b"fresh")
+    assert list(blobs.iter_names(older_than=datetime.now(UTC) - timedelta(minutes=5))) == []
+    assert list(blobs.iter_names(older_than=datetime.now(UTC) + timedelta(minutes=5))) == [blob.name]
 
 
 @pytest.mark.parametrize(
@@ -113,19 +135,19 @@ def test_put_small_stores_once_and_answers_its_identity(blobs: BlobStore) -> Non
 )
 def test_open_range_reads_exactly_the_window_asked_for(blobs: BlobStore, start: int, count: int | None) -> None:
     blob = stored(blobs, DATA)
-    pieces = list(blobs.open_range(blob.sha1, start, count))
+    pieces = list(blobs.open_range(blob.name, start, count))
     assert b"".join(pieces) == DATA[start : None if count is None else start + count]
     assert all(len(p) <= 256 * 1024 for p in pieces)
 
 
 def test_a_deleted_blob_is_gone_and_deleting_it_again_is_fine(blobs: BlobStore) -> None:
     blob = stored(blobs, DATA)
-    blobs.delete([blob.sha1, sha1(b"never stored")])
-    blobs.delete([blob.sha1])
-    assert not blobs.exists(blob.sha1)
-    assert list(blobs.iter_sha1s()) == []
+    blobs.delete([blob.name, sha1(b"never stored")])
+    blobs.delete([blob.name])
+    assert not blobs.exists(blob.name)
+    assert list(blobs.iter_names()) == []
     with pytest.raises(FileNotFoundError):
-        b"".join(blobs.open_range(blob.sha1))
+        b"".join(blobs.open_range(blob.name))
 
 
 def test_a_discarded_staged_blob_leaves_nothing_and_a_left_one_is_found_stale(blobs: BlobStore) -> None:
@@ -145,15 +167,15 @@ def test_the_sweep_removes_stale_staged_files_and_unreferenced_blobs_only(blobs:
     stale = blobs.stage()
     stale.write(b"stale")
     stale.finish()
-    report = blob_port.sweep(blobs, {kept.sha1}, blob_rows=3)
+    report = blob_port.sweep(blobs, {kept.name}, blob_rows=3)
     assert (report.temp_files, report.orphan_blobs, report.blob_rows) == (1, 1, 3)
-    assert set(blobs.iter_sha1s()) == {kept.sha1}
-    assert not blobs.exists(dropped.sha1)
+    assert set(blobs.iter_names()) == {kept.name}
+    assert not blobs.exists(dropped.name)
 
 
 def test_local_path_is_the_blobs_bytes_or_none(blobs: BlobStore) -> None:
     blob = stored(blobs, DATA)
-    path = blobs.local_path(blob.sha1)
+    path = blobs.local_path(blob.name)
     if isinstance(blobs, DiskBlobStore) and not isinstance(blobs, PathlessDiskBlobStore):
         assert path is not None and path.read_bytes() == DATA
     else:
@@ -193,7 +215,7 @@ async def test_a_download_is_the_same_bytes_with_or_without_a_local_path(
     async def handler(request: web.Request) -> web.StreamResponse:
         return BlobResponse(
             blobs,
-            blob.sha1,
+            blob.name,
             size=len(content),
             sha1=sha1(content),
             content_type="text/plain",

@@ -316,6 +316,102 @@ class TestReleaseFiles:
         assert check.blob_rows == {sha1(b"~/shared.js")} and check.dangling == ()
 
 
+class TestBlobReferences:
+    """DESIGN D10: one row per sha1 whoever stores it, deletion deferred to a collector that
+    re-checks references in its own transaction."""
+
+    OLD = "2000-01-01T00:00:00.000000+00:00"
+    LATER = "2999-01-01T00:00:00.000000+00:00"
+
+    async def test_the_first_object_stored_for_a_sha1_is_its_row_and_the_others_are_losers(
+        self, catalog: Catalog
+    ) -> None:
+        mine, theirs = StoredBlob(sha1(b"x"), 1, "a" * 32), StoredBlob(sha1(b"x"), 1, "b" * 32)
+        async with catalog.write() as tx:
+            assert await tx.blobs.add([theirs]) == []
+        async with catalog.write() as tx:
+            assert await tx.blobs.add([mine, StoredBlob(sha1(b"y"), 1, "c" * 32)]) == [mine]
+            # The same bytes twice in one call: the second copy loses to the first.
+            twice = [StoredBlob(sha1(b"z"), 1, "d" * 32), StoredBlob(sha1(b"z"), 1, "e" * 32)]
+            assert await tx.blobs.add(twice) == [twice[1]]
+            # A blob named by its sha1 (the disk engine) never loses.
+            assert await tx.blobs.add([StoredBlob(sha1(b"x"), 1)]) == []
+        async with catalog.read() as tx:
+            found = await tx.blobs.get([sha1(b"x"), sha1(b"y"), sha1(b"nothing")])
+            assert {k: b.name for k, b in found.items()} == {sha1(b"x"): "b" * 32, sha1(b"y"): "c" * 32}
+            assert await tx.blobs.named(["b" * 32, "a" * 32, "d" * 32, sha1(b"x")]) == {"b" * 32, "d" * 32}
+            assert await tx.blobs.names() == {"b" * 32, "c" * 32, "d" * 32}
+
+    async def test_a_blob_whose_last_reference_went_is_collected_only_after_the_grace_period(
+        self, catalog: Catalog
+    ) -> None:
+        _org, _project, release = await seed(catalog)
+        await add_files(catalog, release, ["~/gone.js", "~/kept.js"])
+        async with catalog.write() as tx:
+            (gone,) = await tx.files.page(release.id, offset=0, limit=1)
+            candidates = await tx.files.blobs_of(release.id, gone.id)
+            await tx.files.delete(release.id, gone.id)
+            # Stamped, not deleted; a referenced blob is never stamped.
+            assert await tx.blobs.mark_unreferenced([*candidates, sha1(b"~/kept.js")], now=self.OLD) == 1
+        async with catalog.write() as tx:
+            # Not yet: the stamp is newer than the cutoff.
+            assert await tx.blobs.collectable(self.OLD, 10) == []
+        async with catalog.write() as tx:
+            claimed = await tx.blobs.collectable(self.LATER, 10)
+            assert claimed == [sha1(b"~/gone.js")]
+            assert await tx.blobs.collect(claimed, self.LATER) == [sha1(b"~/gone.js")]
+        assert (await catalog.check()).blob_rows == {sha1(b"~/kept.js")}
+
+    async def test_a_blob_referenced_again_within_the_grace_period_is_not_collected(self, catalog: Catalog) -> None:
+        org, _project, _release = await seed(catalog)
+        blob = StoredBlob(sha1(b"chunk"), 5, "f" * 32)
+        async with catalog.write() as tx:
+            await tx.blobs.add([blob])
+            assert await tx.blobs.mark_unreferenced([blob.sha1], now=self.OLD) == 1
+        # Stored again (an upload's claim): the stamp goes, so no collector considers it.
+        async with catalog.write() as tx:
+            await tx.blobs.add([StoredBlob(blob.sha1, 5, "0" * 32)])
+            await tx.chunks.own(org.id, [blob])
+        async with catalog.write() as tx:
+            assert await tx.blobs.collectable(self.LATER, 10) == []
+
+    async def test_the_collector_rechecks_references_in_its_own_transaction(self, catalog: Catalog) -> None:
+        """A reference that came after the stamp (a delete's stamp racing an upload's
+        reference) keeps the blob: the collector's delete re-checks, and clears the stamp."""
+        org, _project, _release = await seed(catalog)
+        blob = StoredBlob(sha1(b"chunk"), 5, "f" * 32)
+        async with catalog.write() as tx:
+            await tx.blobs.add([blob])
+            assert await tx.blobs.mark_unreferenced([blob.sha1], now=self.OLD) == 1
+        async with catalog.write() as tx:
+            claimed = await tx.blobs.collectable(self.LATER, 10)
+            assert claimed == [blob.sha1]
+            # Referenced between the claim and the delete, as another transaction could have
+            # committed just before this one's statement.
+            await tx.chunks.own(org.id, [blob])
+            assert await tx.blobs.collect(claimed, self.LATER) == []
+        async with catalog.write() as tx:
+            assert await tx.blobs.collectable(self.LATER, 10) == []
+        assert (await catalog.check()).blob_rows == {blob.sha1}
+
+    async def test_the_start_up_sweep_of_a_shared_catalog_stamps_only_unreferenced_rows(self, catalog: Catalog) -> None:
+        _org, _project, release = await seed(catalog)
+        await add_files(catalog, release, ["~/kept.js"])
+        async with catalog.write() as tx:
+            await tx.blobs.add([StoredBlob(sha1(b"orphan"), 6, "9" * 32)])
+            assert await tx.blobs.mark_all_unreferenced() == 1
+            assert await tx.blobs.mark_all_unreferenced() == 0  # stamped once, not again
+            assert await tx.blobs.collectable(self.LATER, 10) == [sha1(b"orphan")]
+
+    async def test_one_process_claims_each_run_of_a_periodic_job(self, catalog: Catalog) -> None:
+        async with catalog.write() as tx:
+            assert await tx.blobs.claim_run("job", self.OLD, "2000-01-01T01:00:00.000000+00:00")
+        async with catalog.write() as tx:
+            assert not await tx.blobs.claim_run("job", "2000-01-01T00:30:00.000000+00:00", self.LATER)
+        async with catalog.write() as tx:
+            assert await tx.blobs.claim_run("job", "2000-01-01T01:00:00.000000+00:00", self.LATER)
+
+
 class TestBundles:
     async def test_members_list_look_up_and_read_as_archive_entries(self, catalog: Catalog) -> None:
         org, project, _ = await seed(catalog)

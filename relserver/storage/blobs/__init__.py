@@ -1,4 +1,10 @@
-"""The blob store port: bytes named by their sha1, with no paths in the interface.
+"""The blob store port: bytes under a name, with no paths in the interface.
+
+A *content-addressed* store (disk) names a blob by its sha1: storing bytes already there is
+a no-op, and a blob is deleted the moment its row goes, under the catalog's one writer. A
+*keyed* store (S3) gives every stored blob a fresh random name (`StoredBlob.key`), so nothing
+ever writes to or deletes a name another process may be using; the catalog's blob row, unique
+by sha1, says which object holds a sha1's bytes (DESIGN D10).
 
 Every method blocks (file or network I/O, hashing) and runs in a worker thread; async
 callers hop with `asyncio.to_thread`. Engines: `disk` (the default) and `s3` (an
@@ -11,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +25,11 @@ from ...models import StoredBlob
 
 
 class BlobStoreUnavailable(RuntimeError):
-    """The configured blob store cannot be used (unreachable, refused, missing); one line says why."""
+    """The configured blob store cannot be used (unreachable, refused, missing); one line says why.
+
+    Raised at start when the probe fails, and by any call at run time that meets the same
+    (a bucket removed, credentials revoked, the endpoint down): the API answers it with a
+    Sentry-shaped 503."""
 
 
 class StagedBlob(Protocol):
@@ -40,6 +51,9 @@ class StagedBlob(Protocol):
 
 
 class BlobStore(Protocol):
+    # True: names are sha1s (disk); False: every stored blob gets a new random name (S3).
+    content_addressed: bool
+
     def prepare(self) -> None:
         """Create what the engine needs (directories) and check it can be used; raises
         BlobStoreUnavailable with a one-line reason when a remote store cannot."""
@@ -47,33 +61,40 @@ class BlobStore(Protocol):
 
     def stage(self) -> StagedBlob: ...
 
-    def promote(self, staged: StagedBlob, blob: StoredBlob) -> None:
-        """Make a finished staged blob the blob `blob.sha1`, durably; idempotent when that
-        blob already exists (the staged copy is then discarded)."""
+    def promote(self, staged: StagedBlob, blob: StoredBlob) -> StoredBlob:
+        """Make a finished staged blob durable in the store; the blob as stored (with its
+        new `key` in a keyed store). A content-addressed store does nothing when the sha1 is
+        already there (the staged copy is then discarded)."""
         ...
 
-    def promote_many(self, items: list[tuple[StagedBlob, StoredBlob]]) -> None: ...
+    def promote_many(self, items: list[tuple[StagedBlob, StoredBlob]]) -> list[StoredBlob]: ...
 
     def put_small(self, data: bytes) -> StoredBlob:
-        """Hash bytes held in memory and store them under their sha1 (no write when present)."""
+        """Hash bytes held in memory and store them (content-addressed: no write when present)."""
         ...
 
-    def exists(self, sha1: str) -> bool: ...
+    def exists(self, name: str) -> bool: ...
 
-    def delete(self, sha1s: list[str]) -> None:
+    def delete(self, names: list[str]) -> None:
         """Remove these blobs; a missing one is not an error."""
         ...
 
-    def open_range(self, sha1: str, start: int = 0, count: int | None = None) -> Iterator[bytes]:
+    def open_range(self, name: str, start: int = 0, count: int | None = None) -> Iterator[bytes]:
         """The blob's bytes from `start`, `count` of them (all when None), in bounded pieces."""
         ...
 
-    def local_path(self, sha1: str) -> Path | None:
+    def local_path(self, name: str) -> Path | None:
         """A local file holding the blob, for zero-copy sendfile; None where there is none."""
         ...
 
-    def iter_sha1s(self) -> Iterator[str]:
-        """Every blob stored (a full listing: start-up sweep and vacuum only)."""
+    def presigned_url(self, name: str, expires: timedelta) -> str | None:
+        """A URL that lets its holder GET the blob for `expires` without credentials of its
+        own (S3's presigned URL); None where the store has none (disk)."""
+        ...
+
+    def iter_names(self, older_than: datetime | None = None) -> Iterator[str]:
+        """Every blob stored (last written before `older_than`, when given): a full listing,
+        for the start-up sweep, vacuum, check and the collector's hunt for leftovers."""
         ...
 
     def stale_staged(self) -> list[Path]:
@@ -89,11 +110,12 @@ class SweepReport:
     blob_rows: int = 0
 
 
-def sweep(blobs: BlobStore, referenced: set[str] | None, *, blob_rows: int = 0) -> SweepReport:
+def sweep(blobs: BlobStore, referenced: set[str] | frozenset[str] | None, *, blob_rows: int = 0) -> SweepReport:
     """Remove relserver's staged leftovers and every blob no row references (DESIGN
     invariants 1, 10), through the port, so every engine sweeps alike; with `referenced`
     None, the staged leftovers only.
 
+    `referenced`: the object names blob rows hold.
     Only while holding the data dir's lock (start-up, vacuum): a staged file may be an upload
     in flight of whoever holds it.
     """
@@ -104,6 +126,6 @@ def sweep(blobs: BlobStore, referenced: set[str] | None, *, blob_rows: int = 0) 
             temp_files += 1
     if referenced is None:
         return SweepReport(temp_files=temp_files, orphan_blobs=0, blob_rows=blob_rows)
-    orphans = [sha1 for sha1 in blobs.iter_sha1s() if sha1 not in referenced]
+    orphans = [name for name in blobs.iter_names() if name not in referenced]
     blobs.delete(orphans)
     return SweepReport(temp_files=temp_files, orphan_blobs=len(orphans), blob_rows=blob_rows)

@@ -16,6 +16,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -84,7 +85,10 @@ READ_PIECE_SIZE = 256 * 1024
 
 class DiskBlobStore:
     """Files under `blob_dir`, named by their sha1, plus a private `tmp_dir` on the same disk
-    (so that promoting is a rename). Implements `storage.blobs.BlobStore`."""
+    (so that promoting is a rename). Implements `storage.blobs.BlobStore`; content-addressed:
+    a blob's name is its sha1."""
+
+    content_addressed = True
 
     def __init__(self, blob_dir: Path, tmp_dir: Path, *, fsync: bool) -> None:
         self.blob_dir = blob_dir
@@ -100,6 +104,9 @@ class DiskBlobStore:
             raise ValueError(f"not a sha1: {sha1!r}")
         return self.blob_dir / sha1[:2] / sha1[2:4] / sha1
 
+    def presigned_url(self, name: str, expires: timedelta) -> str | None:
+        return None
+
     def local_path(self, sha1: str) -> Path | None:
         return self._path(sha1)
 
@@ -109,18 +116,19 @@ class DiskBlobStore:
     def stage(self) -> TempBlob:
         return TempBlob(self.tmp_dir, fsync=self.fsync)
 
-    def promote(self, staged: StagedBlob, blob: StoredBlob) -> None:
+    def promote(self, staged: StagedBlob, blob: StoredBlob) -> StoredBlob:
         """Move a finished temp file to its content address, durably; dedups by name."""
         final = self._path(blob.sha1)
         if final.exists():
             # Same sha1, same bytes: the copy already there was fsync'd before its rename.
             staged.discard()
-            return
+            return blob
         self._make_dirs(final.parent)
         os.replace(staged.path, final)
         staged.consumed = True
         if self.fsync:
             _fsync_dir(final.parent)
+        return blob
 
     def put_small(self, data: bytes) -> StoredBlob:
         """Hash a small file held in memory and store it durably under its sha1.
@@ -141,9 +149,8 @@ class DiskBlobStore:
             raise
         return blob
 
-    def promote_many(self, items: list[tuple[StagedBlob, StoredBlob]]) -> None:
-        for temp, blob in items:
-            self.promote(temp, blob)
+    def promote_many(self, items: list[tuple[StagedBlob, StoredBlob]]) -> list[StoredBlob]:
+        return [self.promote(temp, blob) for temp, blob in items]
 
     def _make_dirs(self, directory: Path) -> None:
         missing = []
@@ -173,14 +180,16 @@ class DiskBlobStore:
                     left -= len(piece)
                 yield piece
 
-    def iter_sha1s(self) -> Iterator[str]:
+    def iter_names(self, older_than: datetime | None = None) -> Iterator[str]:
         """Every blob on disk (a full directory walk; start-up and vacuum only).
 
         Only regular files named by a sha1 at that sha1's own `ab/cd/` place count: anything
         else under `blobs/` is not relserver's and is never touched.
         """
+        before = None if older_than is None else older_than.timestamp()
         for path in self.blob_dir.glob("*/*/*"):
-            if _SHA1_HEX.fullmatch(path.name) and path == self._path(path.name) and _is_regular_file(path):
+            ours = _SHA1_HEX.fullmatch(path.name) and path == self._path(path.name) and _is_regular_file(path)
+            if ours and (before is None or _mtime(path) < before):
                 yield path.name
 
     def stale_staged(self) -> list[Path]:
@@ -192,6 +201,13 @@ def stale_temp_files(tmp_dir: Path) -> list[Path]:
     if not tmp_dir.is_dir():
         return []
     return [p for p in tmp_dir.iterdir() if _TEMP_NAME.fullmatch(p.name) and _is_regular_file(p)]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _is_regular_file(path: Path) -> bool:

@@ -29,6 +29,10 @@ class UniqueViolation(Exception):
     """A statement broke a unique constraint (each engine maps its driver's error to this)."""
 
 
+class ReferenceGone(Exception):
+    """A row referenced one that another transaction deleted meanwhile (a foreign key broke)."""
+
+
 class UnstorableText(ValueError):
     """A value this engine cannot store: PostgreSQL's text cannot hold NUL."""
 
@@ -72,6 +76,9 @@ class Dialect:
     like: str = "LIKE"
     # Whether a text value may contain NUL (SQLite's may; PostgreSQL's text cannot).
     text_holds_nul: bool = True
+    # Appended to a SELECT that claims rows for this transaction: PostgreSQL locks them and
+    # skips rows another transaction holds; SQLite's single writer needs nothing.
+    skip_locked: str = ""
     name_search: NameSearch | None = None
 
     def contains(self, haystack: str, needle: str) -> str:

@@ -1,12 +1,16 @@
 """The catalog's PostgreSQL engine (DESIGN D8): a connection pool, migrations run once under an
 advisory lock, and the PostgreSQL spellings (dialect, `$n` parameters, driver errors).
 
-Writes keep the SQLite engine's discipline, one writer at a time, but across every process on
-the database: a write transaction first takes a session advisory lock (WRITER_LOCK) and holds
-it until its after-commit callbacks have run. Check-then-act use cases (is this ident taken?
-is this blob still referenced?) therefore mean the same with N processes as with one, and a
-blob freed by a commit is deleted before any other writer can reference it again. Reads run
-on any pooled connection, beside the writer, and see the last commit.
+A serialized write (the default) keeps the SQLite engine's discipline, one writer at a time,
+across every process on the database: it first takes a session advisory lock (WRITER_LOCK) and
+holds it until its after-commit callbacks have run, so check-then-act use cases (is this name
+taken? may this release go?) mean the same with N processes as with one. The hot writes (chunk
+POSTs, release-file uploads, release creation, the collector) ask for `serialized=False` and
+run beside every other write: constraints and `ON CONFLICT` decide their races, and with a
+keyed blob store (S3) blobs are never deleted inline but by the collector (DESIGN D10). With
+a content-addressed store (a shared disk) blobs are still deleted right after the commit that
+freed them, which is only correct under the one writer: `serialize_all` then makes every
+write take the lock. Reads run on any pooled connection and see the last commit.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import asyncpg
 
 from ...models import CatalogCheck
 from ..catalog import CatalogUnavailable
-from .dialect import Dialect, Params, Row, UniqueViolation, UnstorableText
+from .dialect import Dialect, Params, ReferenceGone, Row, UniqueViolation, UnstorableText
 from .postgres_schema import MIGRATIONS
 from .repos import ReadTx, WriteTx, check_rows
 
@@ -48,6 +52,7 @@ POSTGRES = Dialect(
     array_params=True,
     like="ILIKE",
     text_holds_nul=False,
+    skip_locked=" FOR UPDATE SKIP LOCKED",
 )
 
 # `:name` outside quotes, not a `::type` cast.
@@ -78,6 +83,8 @@ def _args(names: Sequence[str], params: Params | None) -> list[Any]:
 def _translate(exc: asyncpg.PostgresError) -> NoReturn:
     if isinstance(exc, asyncpg.UniqueViolationError):
         raise UniqueViolation(str(exc)) from exc
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        raise ReferenceGone(str(exc)) from exc
     if isinstance(exc, asyncpg.DiskFullError):
         raise OSError(errno.ENOSPC, f"PostgreSQL: {exc}") from exc
     raise exc
@@ -153,9 +160,12 @@ class PostgresCatalog:
 
     shared = True
 
-    def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, serialize_all: bool = False) -> None:
         self.url = url
         self._pool_size = pool_size
+        # Every write takes the writer lock, even those that ask not to (a content-addressed
+        # blob store, whose blobs are deleted right after the commit that freed them).
+        self.serialize_all = serialize_all
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         # Writers of this process queue here instead of each holding a pooled connection
         # while they wait for the database-wide lock.
@@ -222,27 +232,37 @@ class PostgresCatalog:
             yield ReadTx(PgDb(conn))
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[WriteTx]:
-        """The writer lock (this process's, then the database's), a transaction, COMMIT or
-        ROLLBACK, the after-commit callbacks, and only then the lock again."""
+    async def write(self, *, serialized: bool = True) -> AsyncIterator[WriteTx]:
+        """A transaction, COMMIT or ROLLBACK, then the after-commit callbacks; a serialized
+        one inside the writer lock (this process's, then the database's), released only after
+        the callbacks."""
+        if not (serialized or self.serialize_all):
+            async with self.pool.acquire() as conn, self._transaction(conn) as tx:
+                yield tx
+            return
         async with self._lock, self.pool.acquire() as conn:
             await conn.execute("SELECT pg_advisory_lock($1)", WRITER_LOCK)
             try:
-                tx = WriteTx(PgDb(conn))
-                transaction = conn.transaction()
-                await transaction.start()
-                try:
+                async with self._transaction(conn) as tx:
                     yield tx
-                except BaseException:
-                    await asyncio.shield(transaction.rollback())
-                    raise
-                try:
-                    await asyncio.shield(transaction.commit())
-                except asyncpg.PostgresError as exc:
-                    _translate(exc)
-                await tx.run_after_commit()
             finally:
                 await asyncio.shield(conn.execute("SELECT pg_advisory_unlock($1)", WRITER_LOCK))
+
+    @asynccontextmanager
+    async def _transaction(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> AsyncIterator[WriteTx]:
+        tx = WriteTx(PgDb(conn))
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            yield tx
+        except BaseException:
+            await asyncio.shield(transaction.rollback())
+            raise
+        try:
+            await asyncio.shield(transaction.commit())
+        except asyncpg.PostgresError as exc:
+            _translate(exc)
+        await tx.run_after_commit()
 
     async def check(self) -> CatalogCheck:
         """The catalog's own consistency, read-only (PostgreSQL checks its pages itself)."""

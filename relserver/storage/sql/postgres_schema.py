@@ -237,4 +237,18 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE releases ADD COLUMN semver_parsed INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX deploys_by_release ON deploys (release_id, date_finished);
     """,
+    """
+    -- Blob references on shared engines (DESIGN D10): a blob's object name in a keyed store
+    -- (random; NULL: named by its sha1, the disk engine's way), when its last reference went
+    -- (a collector deletes it once a grace period has passed and nothing references it again),
+    -- and when each periodic maintenance job may run next (one process claims each run).
+    ALTER TABLE blobs ADD COLUMN object_key TEXT;
+    ALTER TABLE blobs ADD COLUMN unreferenced_at TEXT;
+    CREATE UNIQUE INDEX blobs_by_object_key ON blobs (object_key);
+    CREATE INDEX blobs_by_unreferenced_at ON blobs (unreferenced_at);
+    CREATE TABLE maintenance_runs (
+        job TEXT PRIMARY KEY,
+        next_run TEXT NOT NULL
+    );
+    """,
 )

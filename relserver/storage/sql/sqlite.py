@@ -24,7 +24,7 @@ import aiosqlite
 
 from ...models import CatalogCheck
 from ..catalog import CatalogUnavailable
-from .dialect import Dialect, Params, Row, UniqueViolation
+from .dialect import Dialect, Params, ReferenceGone, Row, UniqueViolation
 from .repos import ReadTx, WriteTx, check_rows
 from .sqlite_schema import MIGRATIONS
 
@@ -57,6 +57,8 @@ def _translate(exc: sqlite3.Error) -> NoReturn:
     """SQLite's errors as the catalog's: a unique violation, or a full disk as ENOSPC."""
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
         raise UniqueViolation(str(exc)) from exc
+    if isinstance(exc, sqlite3.IntegrityError) and "FOREIGN KEY" in str(exc):
+        raise ReferenceGone(str(exc)) from exc
     if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
         raise OSError(errno.ENOSPC, f"SQLite: {exc}") from exc
     raise exc
@@ -178,9 +180,10 @@ class SqliteCatalog:
         yield self._read_tx
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[WriteTx]:
+    async def write(self, *, serialized: bool = True) -> AsyncIterator[WriteTx]:
         """The single writer: lock, BEGIN IMMEDIATE, COMMIT or ROLLBACK, then the after-commit
-        callbacks, still under the lock. Keep the body short: every other write waits."""
+        callbacks, still under the lock. Keep the body short: every other write waits.
+        (`serialized` changes nothing: every write here is the one writer's.)"""
         async with self._lock:
             if self._writer is None:
                 raise RuntimeError("the catalog is not open")

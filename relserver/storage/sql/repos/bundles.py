@@ -26,9 +26,11 @@ _IN_PROJECT = "ab.id IN (SELECT artifact_bundle_id FROM artifact_bundle_projects
 MEMBER = """
     SELECT bf.id, bf.artifact_bundle_id, bf.path, bf.url, bf.file_type, bf.headers, bf.debug_id,
            bf.sha1, bf.size, ab.dist, ab.date_modified,
-           bf.blob_sha1, bf.data_offset, bf.compressed_size, bf.compression, bf.crc
+           bf.blob_sha1, blob_row.object_key AS blob_key, bf.data_offset, bf.compressed_size, bf.compression,
+           bf.crc
     FROM artifact_bundle_files bf
     JOIN artifact_bundles ab ON ab.id = bf.artifact_bundle_id
+    LEFT JOIN blobs blob_row ON blob_row.sha1 = bf.blob_sha1
 """
 
 # ArtifactBundlesEndpoint sortBy values (api/endpoints/artifact_bundles.py).
@@ -69,6 +71,7 @@ def member_from(row: Row) -> BundleFile:
         date_created=dt_required(row["date_modified"]),
         blob_sha1=row["blob_sha1"],
         zip_range=zip_range_from(row),
+        blob_key=row["blob_key"],
     )
 
 

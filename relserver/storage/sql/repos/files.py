@@ -11,9 +11,10 @@ from ..dialect import Db, Row, UniqueViolation, dt_required, from_json, storable
 
 _FILE = """
     SELECT f.id, f.release_id, f.name, d.name AS dist, f.headers, f.size, f.sha1, f.date_created,
-           f.blob_sha1, f.data_offset, f.compressed_size, f.compression, f.crc
+           f.blob_sha1, blob_row.object_key AS blob_key, f.data_offset, f.compressed_size, f.compression, f.crc
     FROM release_files f
     LEFT JOIN dists d ON d.id = f.dist_id
+    LEFT JOIN blobs blob_row ON blob_row.sha1 = f.blob_sha1
 """
 
 
@@ -56,6 +57,7 @@ def release_file_from(row: Row) -> ReleaseFile:
         date_created=dt_required(row["date_created"]),
         blob_sha1=row["blob_sha1"],
         zip_range=zip_range_from(row),
+        blob_key=row["blob_key"],
     )
 
 
