@@ -175,12 +175,15 @@ class ReleaseFiles:
         row = await self.db.row(f"SELECT count(*) AS n FROM {source} WHERE {where}", params)
         return int(row["n"]) if row else 0
 
-    async def matching_url(self, release_id: int, url: str, limit: int) -> list[ReleaseFile]:
-        """Files whose name contains `url`, oldest first."""
+    async def matching_url(self, release_id: int, url: str, dist: str | None, limit: int) -> list[ReleaseFile]:
+        """Files of exactly this dist (None: only files without one) whose name contains `url`
+        case-insensitively, oldest first; the dist is filtered before the limit, as Sentry's
+        get_legacy_releasefile_by_file_url does (api/endpoints/artifact_lookup.py)."""
+        dialect = self.db.dialect
         rows = await self.db.rows(
-            f"{_FILE} WHERE f.release_id = :release AND {self.db.dialect.contains('f.name_folded', ':url')}"
-            " ORDER BY f.id LIMIT :limit",
-            {"release": release_id, "url": url.casefold(), "limit": limit},
+            f"{_FILE} WHERE f.release_id = :release AND d.name {dialect.null_safe_eq} :dist"
+            f" AND {dialect.contains('f.name_folded', ':url')} ORDER BY f.id LIMIT :limit",
+            {"release": release_id, "dist": dist, "url": url.casefold(), "limit": limit},
         )
         return [release_file_from(r) for r in rows]
 
