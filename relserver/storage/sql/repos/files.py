@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ....models import ReleaseFile, ZipRange
+from ....models import ReleaseFile, UploadedName, ZipRange
 from ..dialect import Db, Row, UniqueViolation, dt_required, from_json, storable_terms, to_json
 
 _FILE = """
@@ -186,6 +186,19 @@ class ReleaseFiles:
             {"release": release_id, "dist": dist, "url": url.casefold(), "limit": limit},
         )
         return [release_file_from(r) for r in rows]
+
+    async def names_in_project(self, project_id: int, needle: str, limit: int) -> list[UploadedName]:
+        """Names of the project's releases' files containing `needle` case-insensitively,
+        with their release and dist, newest first."""
+        rows = await self.db.rows(
+            "SELECT f.name, r.version, d.name AS dist FROM release_files f"
+            " JOIN releases r ON r.id = f.release_id LEFT JOIN dists d ON d.id = f.dist_id"
+            " WHERE f.release_id IN (SELECT release_id FROM release_projects WHERE project_id = :project)"
+            f" AND {self.db.dialect.contains('f.name_folded', ':needle')}"
+            " ORDER BY f.id DESC LIMIT :limit",
+            {"project": project_id, "needle": needle.casefold(), "limit": limit},
+        )
+        return [UploadedName("release_file", r["name"], r["version"], r["dist"]) for r in rows]
 
     async def count_all(self) -> int:
         row = await self.db.row("SELECT count(*) AS n FROM release_files")
