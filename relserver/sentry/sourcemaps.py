@@ -267,7 +267,8 @@ def fold_function_name(name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class UrlPrefixHint:
     """An uploaded name that shares its last segments with the frame's `~/` name: the
-    `--url-prefix` (and `--url-strip-prefix`) that would have made them equal."""
+    `--url-prefix` that would have made them equal, and the folders (`strip_prefix`) the
+    uploaded name carries before the shared part, if any."""
 
     uploaded: str
     expected: str

@@ -50,7 +50,8 @@ def missing_file_hints(
     for _, hint, name in prefixes[:MAX_NAME_HINTS]:
         how = f"--url-prefix '{hint.url_prefix}'"
         if hint.strip_prefix:
-            how += f" --url-strip-prefix '{hint.strip_prefix}'"
+            # The folders before the shared part were uploaded as part of the name.
+            how = f"{how}, uploading the folder {hint.strip_prefix} itself rather than its parent"
         hints.append(
             (
                 "url_prefix",
