@@ -13,7 +13,7 @@ from relserver.sentry.stacktraces import Frame, parse_stacktrace
 
 APP = Path(__file__).parent / "resolve_app"
 DIST = APP / "dist"
-BUILDS = ("esbuild", "inline", "nocontent", "webpack")
+BUILDS = ("esbuild", "inline", "nocontent", "webpack", "injected")
 # The frames of the app itself, caller-first, as `Error.stack` shows them (Node's own frames
 # and `Array.map` are not the app's).
 APP_PREFIX = "app:///dist/"

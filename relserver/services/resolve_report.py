@@ -111,6 +111,32 @@ class FrameResult:
     error: str | None = None
     hints: list[Hint] = field(default_factory=list)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FrameResult:
+        """A frame's answer read back from `to_json` (what an HTTP client received)."""
+        m = data["minified"]
+        found = data.get("found_by")
+        return cls(
+            frame=Frame(m["abs_path"], m["lineno"], m["colno"], m.get("function"), m.get("debug_id")),
+            resolved=data["resolved"],
+            filename=data["filename"],
+            abs_path=data["abs_path"],
+            lineno=data["lineno"],
+            colno=data["colno"],
+            function=data["function"],
+            module=data.get("module"),
+            context_line=data["context_line"],
+            pre_context=list(data["pre_context"]),
+            post_context=list(data["post_context"]),
+            found_by=FoundBy(found["resolved_with"], Artifact(**found["minified"]), Artifact(**found["sourcemap"]))
+            if found
+            else None,
+            sourcemap=data.get("sourcemap"),
+            steps=[Step(**s) for s in data["steps"]],
+            error=data["error"],
+            hints=[Hint(**h) for h in data.get("hints", [])],
+        )
+
     def step(self, check: str, ok: bool | None, detail: str) -> None:
         self.steps.append(Step(check, ok, detail))
 
@@ -194,6 +220,10 @@ class ResolveResult:
             "ok": self.ok,
             "frames": [f.to_json() for f in self.frames],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ResolveResult:
+        return cls(data.get("release"), data.get("dist"), [FrameResult.from_json(f) for f in data["frames"]])
 
     def explain(self) -> str:
         """The readable trail: one block per frame, then a summary line."""
