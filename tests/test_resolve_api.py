@@ -236,6 +236,27 @@ class TestFailureCauses:
         assert (frame["resolved"], frame["error"]) == (False, None)
         assert "ignored_sourcemap_comment" in hint_kinds(frame)
 
+    async def test_several_bundles_of_a_release_holding_the_file_name_the_one_sentry_takes(
+        self, client: Client
+    ) -> None:
+        # Too many bundles per release (symbolicator#1198): an older build's bundle, then the
+        # build that ran; the lookup takes bundle 2 (artifact_bundle/2 sorts after /1).
+        names = {"app.js": "~/dist/esbuild/app.js", "app.js.map": "~/dist/esbuild/app.js.map"}
+        types = {"~/dist/esbuild/app.js.map": "source_map"}
+        bundle_ids = []
+        for build, bundle_id in (("webpack", "00000000-0000-4000-8000-000000000001"), ("esbuild", DEBUG_ID)):
+            files = {names[p.name]: p.read_bytes() for p in (DIST / build).glob("app.js*")}
+            bundle = make_bundle(files, release="1.0", types=types, debug_id=bundle_id)
+            assert (await upload_bundle(client, bundle, version="1.0"))["state"] == "ok"
+            bundle_ids.append(bundle_id)
+        result = await resolve(client, {"release": "1.0", "frames": frames_json("esbuild")})
+        assert_matches_both_truths(result["frames"], "esbuild")
+        top = result["frames"][-1]
+        assert top["found_by"]["minified"]["id"] == DEBUG_ID
+        (hint, map_hint) = [h for h in top["hints"] if h["kind"] == "several_bundles"]
+        assert "hold ~/dist/esbuild/app.js;" in hint["detail"] and "app.js.map" in map_hint["detail"]
+        assert f"Sentry takes bundle {DEBUG_ID}" in hint["detail"] and bundle_ids[0] in hint["detail"]
+
     async def test_a_line_below_one_is_invalid_location_and_looks_nothing_up(self, client: Client) -> None:
         await create_release(client, "1.0")
         result = await resolve(client, {"frames": [{"abs_path": "app:///dist/esbuild/app.js", "lineno": 0}]})

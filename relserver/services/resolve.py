@@ -243,12 +243,13 @@ class _Session:
                         break
             else:
                 for url in urls:
-                    for pk in self._ordered_bundles():
-                        member = await tx.members.by_url(pk, url)
-                        if member is not None:
-                            found = (pk, member, url, self.bundles[pk])
-                            break
-                    if found:
+                    holders = [pk for pk in self._ordered_bundles() if await tx.members.by_url(pk, url)]
+                    if holders:
+                        member = await tx.members.by_url(holders[0], url)
+                        assert member is not None
+                        found = (holders[0], member, url, self.bundles[holders[0]])
+                        if len(holders) > 1:
+                            await self._several_bundles_hint(result, url, holders)
                         break
         if found is None:
             return None
@@ -256,6 +257,17 @@ class _Session:
         artifact = Artifact("artifact_bundle", await self._bundle_id(pk), member.url, matched)
         contents = await self._load(member.blob_sha1, member.zip_range, member.size)
         return _File(artifact, resolved_with, contents, member.sha1, member.headers, None)
+
+    async def _several_bundles_hint(self, result: FrameResult, url: str, holders: list[int]) -> None:
+        """More than one bundle of the lookup holds the name: Sentry takes the first in reverse
+        order of its download URI as a string, not the newest (symbolicator#1198)."""
+        ids = [await self._bundle_id(pk) for pk in holders]
+        result.hint(
+            "several_bundles",
+            f"{len(holders)} bundles hold {url}; Sentry takes bundle {ids[0]} (the last by its download "
+            f"URI artifact_bundle/{holders[0]}, compared as text), not necessarily the newest; the others: "
+            + ", ".join(ids[1:]),
+        )
 
     async def _from_release_files(self, urls: list[str]) -> _File | None:
         for url in urls:

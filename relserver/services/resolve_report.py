@@ -38,7 +38,7 @@ class Step:
 class Hint:
     """Something Sentry does not say but the uploads show: `kind` is one of
     other_dist, other_release, url_prefix, debug_id_mismatch, past_end_of_file,
-    ignored_sourcemap_comment, no_debug_id, scraping."""
+    ignored_sourcemap_comment, no_debug_id, scraping, missing_source_content, several_bundles."""
 
     kind: str
     detail: str
