@@ -55,7 +55,8 @@ system-deps:
 # The API suite's core again, on the PostgreSQL catalog and the S3 blob store (a throwaway
 # PostgreSQL cluster and SeaweedFS server the suite starts).
 PG_SUITE := tests/test_upload.py tests/test_files_api.py tests/test_releases_api.py tests/test_releases.py \
-	tests/test_chunks.py tests/test_assembly.py tests/test_bundles_api.py tests/test_bundle_index.py tests/test_auth.py
+	tests/test_chunks.py tests/test_assembly.py tests/test_bundles_api.py tests/test_bundle_index.py tests/test_auth.py \
+	tests/test_resolve_api.py
 
 test: lint typecheck system-deps
 	$(BIN)/python -m pytest

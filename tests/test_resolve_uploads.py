@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from relserver import cli
+from relserver.config import RESOLVE_CACHE_SIZE, GiB, MiB
 from relserver.testing import RelServer
 
 from .conftest import missing_system_part
@@ -176,3 +177,12 @@ def test_sentry_cli_2_legacy_per_file_upload_resolves_by_release(sentry_cli: Pat
         assert all(f.resolved for f in app), result.explain()
         assert [f.function for f in app][-1] == "formatPrice"
         assert not result.ok and "missing_source" in result.explain()
+
+
+def test_the_cache_size_comes_from_the_flag_the_environment_or_the_default() -> None:
+    def size(argv: list[str], env: dict[str, str]) -> int:
+        return cli.config_from_args(cli.parse_args(argv, env)).resolve_cache_size
+
+    assert size([], {}) == RESOLVE_CACHE_SIZE
+    assert size([], {"RELSERVER_RESOLVE_CACHE_SIZE": "64MiB"}) == 64 * MiB
+    assert size(["--resolve-cache-size", "1GiB"], {"RELSERVER_RESOLVE_CACHE_SIZE": "64MiB"}) == GiB
