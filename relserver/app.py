@@ -78,6 +78,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
                 yield
             finally:
                 await assembler.close()
+                backend.sourcemaps.close()
         finally:
             await catalog.close()
     finally:

@@ -88,9 +88,11 @@ async def _resolve(config: Config, args: argparse.Namespace, request: service.Re
             missing = f"organization {args.org!r}" if org is None else f"project {args.org}/{args.project}"
             print(f"relserver: no {missing} in {config.data_dir}", file=sys.stderr)
             return 2
-        result = await service.resolve(
-            Backend(config, catalog, blobstore), org, project, request.release, request.dist, request.frames
-        )
+        backend = Backend(config, catalog, blobstore)
+        try:
+            result = await service.resolve(backend, org, project, request.release, request.dist, request.frames)
+        finally:
+            backend.sourcemaps.close()
     if args.json:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:

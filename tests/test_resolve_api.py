@@ -4,12 +4,14 @@ sentry-cli uploads are tests/test_resolve_uploads.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from typing import Any
 
 import pytest
 
+from relserver.config import MiB
 from relserver.keys import backend_key
 from relserver.services.sourcemap_cache import SourceMapCaches
 
@@ -321,11 +323,39 @@ class TestTheCache:
         minified = (DIST / "esbuild" / "app.js").read_bytes()
         mapping = (DIST / "esbuild" / "app.js.map").read_bytes()
         size = len(minified) + len(mapping)
+        loads = []
+
+        async def load() -> tuple[bytes, bytes]:
+            loads.append(1)
+            return minified, mapping
+
         caches = SourceMapCaches(max_bytes=2 * size)
-        for key in ("a", "b", "a", "c"):
-            await caches.get((key, key), minified, mapping)
-        assert caches.builds == 3 and caches.cached(("b", "b")) is None and caches.cached(("a", "a")) is not None
-        assert caches.charged <= caches.max_bytes
+        try:
+            for key in ("a", "b", "a", "c"):
+                await caches.get((key, key), load)
+            assert caches.builds == len(loads) == 3
+            assert caches.cached(("b", "b")) is None and caches.cached(("a", "a")) is not None
+            assert caches.charged <= caches.max_bytes
+        finally:
+            caches.close()
         tiny = SourceMapCaches(max_bytes=size - 1)
-        await tiny.get(("x", "x"), minified, mapping)
-        assert (len(tiny), tiny.charged) == (0, 0)
+        try:
+            await tiny.get(("x", "x"), load)
+            assert (len(tiny), tiny.charged) == (0, 0)
+        finally:
+            tiny.close()
+
+    async def test_concurrent_requests_for_one_pair_share_one_build(self) -> None:
+        minified = (DIST / "esbuild" / "app.js").read_bytes()
+        mapping = (DIST / "esbuild" / "app.js.map").read_bytes()
+
+        async def load() -> tuple[bytes, bytes]:
+            return minified, mapping
+
+        caches = SourceMapCaches(max_bytes=10 * MiB)
+        try:
+            answers = await asyncio.gather(*(caches.get(("k", "k"), load) for _ in range(5)))
+            assert caches.builds == 1 and len({id(built) for built, _ in answers}) == 1
+            assert sorted(was_cached for _, was_cached in answers) == [False, True, True, True, True]
+        finally:
+            caches.close()

@@ -5,6 +5,7 @@ Expected values are symbolicator-js's own test cases (utils.rs, js.rs) where it 
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -20,7 +21,7 @@ from relserver.sentry.stacktraces import (
     parse_stacktrace,
 )
 from relserver.services.resolve import parse_request
-from relserver.services.resolve_hints import missing_file_hints, position_hints
+from relserver.services.resolve_hints import missing_file_hints, position_hints, utf16_length
 
 
 class TestNames:
@@ -117,6 +118,8 @@ class TestSourceMapReference:
             == did.lower()
         )
         assert sm.embedded_debug_id(b"not json") is None
+        in_a_string = json.dumps({"sourcesContent": [f'const meta = {{"debugId": "{did}"}};']}).encode()
+        assert sm.embedded_debug_id(in_a_string) is None
 
 
 class TestNamesOfFunctionsAndModules:
@@ -258,6 +261,8 @@ class TestHints:
         assert "--url-prefix '~/static', uploading the folder build/ itself" in detail
 
     def test_a_position_past_the_end_of_the_file_says_it_is_not_the_file_that_ran(self) -> None:
-        assert position_hints("a\nbb\n", 3, 1)[0][0] == "past_end_of_file"
-        assert "column 9" in position_hints("a\nbb\n", 2, 9)[0][1]
-        assert position_hints("a\nbb\n", 2, 3) == []
+        lines = [utf16_length(line) for line in ["a", "b😀", ""]]
+        assert lines == [1, 3, 0]
+        assert position_hints(lines, 3, 1)[0][0] == "past_end_of_file"
+        assert "column 9" in position_hints(lines, 2, 9)[0][1]
+        assert position_hints(lines, 2, 4) == []

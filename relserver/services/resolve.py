@@ -40,7 +40,7 @@ from ..sentry.stacktraces import (
 from ..storage.blobs import BlobStore
 from .context import Backend
 from .lookup import artifact_lookup
-from .resolve_hints import missing_file_hints, position_hints
+from .resolve_hints import missing_file_hints, position_hints, utf16_length
 from .resolve_report import (
     INVALID_LOCATION,
     MALFORMED_SOURCEMAP,
@@ -135,15 +135,31 @@ def parse_request(body: Any) -> ResolveRequest:
 
 @dataclass(slots=True)
 class _File:
-    """A file found for a frame: its bytes and where they came from."""
+    """A file found for a frame: where it came from and where its bytes are (read on demand:
+    a cached map is never read again)."""
 
     artifact: Artifact
     resolved_with: str
-    contents: bytes
     sha1: str
     headers: dict[str, str]
-    # The minified file's own debug id: a release file's `//# debugId=` comment (lookup.rs
-    # try_fetch_file_from_artifacts); a bundle member's is not read (CachedFile::from_descriptor).
+    size: int
+    blob_sha1: str = ""
+    zip_range: ZipRange | None = None
+    # The bytes, once read (or given: an embedded map).
+    data: bytes | None = None
+
+
+@dataclass(slots=True)
+class _Minified:
+    """What a frame needs of a minified file's text, worked out once and kept with its built
+    cache: each line's length in UTF-16 units (for the past-the-end hint), the map reference."""
+
+    line_lengths: list[int]
+    reference: str | None
+    origin: str
+    ignored_comments: list[str]
+    # A release file's `//# debugId=` comment (lookup.rs try_fetch_file_from_artifacts); a
+    # bundle member's own is not read (CachedFile::from_descriptor).
     debug_id: str | None
 
 
@@ -172,6 +188,12 @@ class _Session:
         self.file_headers: dict[int, dict[str, str]] = {}
         self.queried: set[tuple[str | None, str | None]] = set()
         self.names: dict[str, list[UploadedName]] = {}
+        # Per request, as symbolicator's per-event caches: what a lookup found (with the steps
+        # and hints it recorded, replayed for the next frame of the same file), bytes read,
+        # and what the minified files say.
+        self.found: dict[tuple[str, str | None, str | None], tuple[_File | None, list[Step], list[Hint]]] = {}
+        self.read: dict[tuple[str, int | None], bytes] = {}
+        self.minified: dict[str, _Minified] = {}
 
     # --- the artifact lookup ----------------------------------------------------------------
 
@@ -225,10 +247,31 @@ class _Session:
 
     # --- reading what was found -------------------------------------------------------------
 
-    async def _load(self, blob_sha1: str, at: ZipRange | None, size: int) -> bytes:
-        if size > MAX_RESOLVE_FILE_SIZE:
-            raise OSError(f"{size} bytes is more than resolve reads ({MAX_RESOLVE_FILE_SIZE})")
-        return await asyncio.to_thread(_read_bytes, self.backend.blobstore, blob_sha1, at, size)
+    async def contents(self, f: _File) -> bytes:
+        """The file's bytes, read once per request; OSError when they cannot be read."""
+        if f.data is None:
+            key = (f.blob_sha1, f.zip_range.offset if f.zip_range else None)
+            if key not in self.read:
+                if f.size > MAX_RESOLVE_FILE_SIZE:
+                    raise OSError(f"{f.size} bytes is more than resolve reads ({MAX_RESOLVE_FILE_SIZE})")
+                self.read[key] = await asyncio.to_thread(
+                    _read_bytes, self.backend.blobstore, f.blob_sha1, f.zip_range, f.size
+                )
+            f.data = self.read[key]
+        return f.data
+
+    async def minified_text(self, f: _File) -> _Minified:
+        if f.sha1 not in self.minified:
+            kept = self.backend.sourcemaps.minified_info(f.sha1)
+            if isinstance(kept, _Minified):
+                self.minified[f.sha1] = kept
+                return kept
+            text = (await self.contents(f)).decode("utf-8", "replace")
+            reference, origin = sm.sourcemap_reference(f.headers, text)
+            own_id = sm.discover_debug_id(text) if f.artifact.kind == "release_file" else None
+            lengths = [utf16_length(line.rstrip("\r")) for line in text.split("\n")]
+            self.minified[f.sha1] = _Minified(lengths, reference, origin, sm.ignored_sourcemap_comments(text), own_id)
+        return self.minified[f.sha1]
 
     async def _from_bundles(
         self, result: FrameResult, *, debug_id: str | None, urls: list[str], file_type: str
@@ -255,8 +298,9 @@ class _Session:
             return None
         pk, member, matched, resolved_with = found
         artifact = Artifact("artifact_bundle", await self._bundle_id(pk), member.url, matched)
-        contents = await self._load(member.blob_sha1, member.zip_range, member.size)
-        return _File(artifact, resolved_with, contents, member.sha1, member.headers, None)
+        return _File(
+            artifact, resolved_with, member.sha1, member.headers, member.size, member.blob_sha1, member.zip_range
+        )
 
     async def _several_bundles_hint(self, result: FrameResult, url: str, holders: list[int]) -> None:
         """More than one bundle of the lookup holds the name: Sentry takes the first in reverse
@@ -277,17 +321,30 @@ class _Session:
                     f = await tx.files.get_in_project(self.project.id, pk)
                 if f is None:
                     continue
-                contents = await self._load(f.blob_sha1, f.zip_range, f.size)
-                text = contents.decode("utf-8", "replace")
                 artifact = Artifact("release_file", str(f.id), f.name, url)
-                return _File(artifact, resolved_with, contents, f.sha1, f.headers, sm.discover_debug_id(text))
+                return _File(artifact, resolved_with, f.sha1, f.headers, f.size, f.blob_sha1, f.zip_range)
         return None
 
     async def get_file(
         self, result: FrameResult, what: str, abs_path: str | None, debug_id: str | None, file_type: str
     ) -> _File | None:
         """A file by debug id first, else by URL candidates, asking the artifact lookup when
-        what is known does not have it (get_file, try_get_file_with(out)_debug_id, lookup.rs)."""
+        what is known does not have it (get_file, try_get_file_with(out)_debug_id, lookup.rs).
+        The answer for one (type, URL, debug id) is worked out once per request."""
+        key = (file_type, abs_path, debug_id)
+        if key in self.found:
+            found, steps, hints = self.found[key]
+            result.steps.extend(steps)
+            result.hints.extend(hints)
+            return found
+        steps_before, hints_before = len(result.steps), len(result.hints)
+        found = await self._get_file(result, what, abs_path, debug_id, file_type)
+        self.found[key] = (found, result.steps[steps_before:], result.hints[hints_before:])
+        return found
+
+    async def _get_file(
+        self, result: FrameResult, what: str, abs_path: str | None, debug_id: str | None, file_type: str
+    ) -> _File | None:
         urls = sm.candidate_urls(abs_path) if abs_path else []
 
         async def by_id() -> _File | None:
@@ -355,16 +412,21 @@ async def _resolve_frame(session: _Session, result: FrameResult, callsite: str |
                 "the frame carries no debug id: inject them (sentry-cli sourcemaps inject) and send debug_meta",
             )
         return None
-    text = minified.contents.decode("utf-8", "replace")
-    for kind, detail in position_hints(text, frame.lineno, col):
+    try:
+        text = await session.minified_text(minified)
+    except OSError as exc:
+        result.error = MISSING_SOURCE
+        result.step("minified file", False, f"cannot be read: {exc}")
+        return None
+    for kind, detail in position_hints(text.line_lengths, frame.lineno, col):
         result.hint(kind, detail)
-    reference, origin = sm.sourcemap_reference(minified.headers, text)
-    for comment in sm.ignored_sourcemap_comments(text):
+    reference, origin = text.reference, text.origin
+    for comment in text.ignored_comments:
         result.hint(
             "ignored_sourcemap_comment",
             f"Sentry ignores {comment!r}: it reads only `//# sourceMappingURL=…` (one space after #)",
         )
-    debug_id = debug_id or minified.debug_id
+    debug_id = debug_id or text.debug_id
     if reference is None and not debug_id:
         result.step(
             "source map reference",
@@ -393,10 +455,10 @@ async def _resolve_frame(session: _Session, result: FrameResult, callsite: str |
         sourcemap = _File(
             Artifact("embedded", "", "data:", "sourceMappingURL"),
             minified.resolved_with,
-            data,
             hashlib.sha1(data, usedforsecurity=False).hexdigest(),
             {},
-            None,
+            len(data),
+            data=data,
         )
     else:
         sourcemap = await session.get_file(result, "source map", sm_url, debug_id, SOURCE_MAP)
@@ -405,21 +467,28 @@ async def _resolve_frame(session: _Session, result: FrameResult, callsite: str |
         if sm_url:
             await _hints_for_missing(session, result, sm_url)
         return None
-    map_debug_id = sm.embedded_debug_id(sourcemap.contents)
-    file_debug_id = debug_id or (minified.debug_id)
-    if map_debug_id and file_debug_id and map_debug_id != file_debug_id:
-        result.hint(
-            "debug_id_mismatch",
-            f"the map's debug id is {map_debug_id}, the minified file's {file_debug_id}: they are not one build's pair",
-        )
+    map_file = sourcemap
+
+    async def pair() -> tuple[bytes, bytes]:
+        return await session.contents(minified), await session.contents(map_file)
+
     try:
-        cache, was_cached = await session.backend.sourcemaps.get(
-            (minified.sha1, sourcemap.sha1), minified.contents, sourcemap.contents
-        )
+        built, was_cached = await session.backend.sourcemaps.get((minified.sha1, sourcemap.sha1), pair, text)
     except MalformedSourcemap as exc:
         result.error = MALFORMED_SOURCEMAP
         result.step("source map", False, f"symbolic cannot read the pair: {exc}")
         return None
+    except OSError as exc:
+        result.error = MISSING_SOURCEMAP
+        result.step("source map", False, f"cannot be read: {exc}")
+        return None
+    if built.map_debug_id and debug_id and built.map_debug_id != debug_id:
+        result.hint(
+            "debug_id_mismatch",
+            f"the map's debug id is {built.map_debug_id}, the minified file's {debug_id}: "
+            "they are not one build's pair",
+        )
+    cache = built.cache
     result.found_by = FoundBy(sourcemap.resolved_with, minified.artifact, sourcemap.artifact)
     token = cache.lookup(frame.lineno, max(col, 1), CONTEXT_LINES)
     if token is None:
@@ -464,7 +533,12 @@ async def _context_from_original(session: _Session, result: FrameResult, source_
             f"the map has no sourcesContent for {result.filename} and {source_url} was not uploaded",
         )
         return
-    lines = found.contents.decode("utf-8", "replace").splitlines()
+    try:
+        lines = (await session.contents(found)).decode("utf-8", "replace").splitlines()
+    except OSError as exc:
+        result.error = MISSING_SOURCE_CONTENT
+        result.step("original source", False, f"cannot be read: {exc}")
+        return
     index = (result.lineno or 1) - 1
     if 0 <= index < len(lines):
         result.context_line = lines[index]

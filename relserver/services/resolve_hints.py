@@ -62,25 +62,25 @@ def missing_file_hints(
     return hints
 
 
-def _utf16_length(text: str) -> int:
+def utf16_length(text: str) -> int:
     """A line's length in UTF-16 code units, as JavaScript counts columns."""
     return len(text.encode("utf-16-le")) // 2
 
 
-def position_hints(text: str, lineno: int, colno: int) -> list[tuple[str, str]]:
-    """A position past the end of the uploaded minified file: not the file that ran."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if lineno > len(lines):
+def position_hints(line_lengths: list[int], lineno: int, colno: int) -> list[tuple[str, str]]:
+    """A position past the end of the uploaded minified file (given as its lines' lengths):
+    not the file that ran."""
+    if line_lengths and line_lengths[-1] == 0:
+        line_lengths = line_lengths[:-1]
+    if lineno > len(line_lengths):
         return [
             (
                 "past_end_of_file",
-                f"line {lineno} is past the end of the uploaded file ({len(lines)} line(s)): "
+                f"line {lineno} is past the end of the uploaded file ({len(line_lengths)} line(s)): "
                 "it is not the file that ran",
             )
         ]
-    length = _utf16_length(lines[lineno - 1].rstrip("\r"))
+    length = line_lengths[lineno - 1]
     if colno > length + 1:
         return [
             (
