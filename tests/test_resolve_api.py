@@ -296,6 +296,22 @@ class TestTheEndpoint:
         resp = await client.post(RESOLVE, data=b"{", headers={**bearer(), "Content-Type": "application/json"})
         assert resp.status == 400 and "JSON parse error" in (await resp.json())["detail"]
 
+    async def test_extreme_positions_and_odd_names_are_answers_not_errors(self, client: Client) -> None:
+        await upload_build(client, "esbuild")
+        big = 2**31 - 1
+        frames = [
+            {"abs_path": "app:///dist/esbuild/app.js", "lineno": big, "colno": big},
+            {"abs_path": "app:///dist/esbuild/app.js", "lineno": 1, "colno": big},
+            {"abs_path": "app:///dist/esbuild/app.js", "lineno": 1, "colno": -5},
+            {"abs_path": "~", "lineno": 1, "colno": 1},
+            {"abs_path": "data:text/javascript,x", "lineno": 1},
+            {"abs_path": "app:///dist/esbuild/app.js\u0000", "lineno": 1},
+        ]
+        result = await resolve(client, {"release": "1.0", "frames": frames})
+        assert len(result["frames"]) == len(frames)
+        assert "past_end_of_file" in hint_kinds(result["frames"][0])
+        assert "past_end_of_file" in hint_kinds(result["frames"][1])
+
     async def test_it_takes_the_artifact_lookups_auth_and_scopes(self, client: Client) -> None:
         body = {"frames": [{"abs_path": "app:///a.js", "lineno": 0}]}
         assert (await client.post(RESOLVE, json=body)).status == 401

@@ -178,6 +178,11 @@ class TestStackStrings:
     def test_a_string_without_frames_is_a_400_saying_what_was_expected(self) -> None:
         with pytest.raises(ResolveInputError, match="no frames found"):
             parse_stacktrace("Error: boom\n")
+        # Positions no 32-bit frame field holds are not frames either.
+        with pytest.raises(ResolveInputError, match="no frames found"):
+            parse_stacktrace(f"    at f (https://x.test/a.js:1:{2**31})\n")
+        with pytest.raises(ResolveInputError, match="not a frame"):
+            parse_frame_argument(f"https://x.test/a.js:{10**30}:1")
 
     def test_a_command_line_frame_is_url_line_col(self) -> None:
         assert parse_frame_argument("https://x.test/a.js:3:4") == Frame("https://x.test/a.js", 3, 4)

@@ -50,12 +50,18 @@ _AT = re.compile(r"^(?P<function>[^@]*)@(?P<loc>.+)$")
 _LOCATION = re.compile(r"^(?P<url>.+?):(?P<line>\d+)(?::(?P<col>\d+))?$")
 
 
+# Lines and columns are 32-bit in Sentry's frames (and symbolic's lookup).
+MAX_POSITION = 2**31 - 1
+
+
 def _location(text: str) -> tuple[str, int, int | None] | None:
     match = _LOCATION.match(text.strip())
     if not match:
         return None
-    col = match.group("col")
-    return match.group("url"), int(match.group("line")), int(col) if col else None
+    line, col = int(match.group("line")), int(match.group("col") or 0)
+    if line > MAX_POSITION or col > MAX_POSITION:
+        return None
+    return match.group("url"), line, col if match.group("col") else None
 
 
 def _stack_line(line: str) -> Frame | None:
@@ -111,7 +117,7 @@ def _optional_int(value: Any, where: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ResolveInputError(f"{where}: must be an integer or null")
-    if not -(2**31) <= value < 2**31:
+    if not -MAX_POSITION - 1 <= value <= MAX_POSITION:
         raise ResolveInputError(f"{where}: out of range")
     return value
 
