@@ -439,15 +439,10 @@ class RelServer:
         org: str | None = None,
         project: str | None = None,
     ) -> ResolveResult:
-        """Would Sentry resolve these frames with what was uploaded? Give frames (dicts with
-        abs_path, lineno, colno, or "URL:LINE:COL" strings, outermost call first), a raw
-        `Error.stack` string, or a whole Sentry event. The answer has `.ok` (every frame
-        resolved), `.frames` (each with `.resolved`, `.filename`, `.lineno`, `.function`,
-        `.error`, `.steps`, `.hints`) and `.explain()` for an assertion message::
-
-            result = server.resolve(stacktrace=error_stack, release="1.0")
-            assert result.ok, result.explain()
-        """
+        """Would Sentry resolve these frames (dicts with abs_path, lineno, colno, or
+        "URL:LINE:COL", outermost call first), this `Error.stack` string or this Sentry event
+        with what was uploaded? `.ok`, `.frames` (`.resolved`, `.filename`, `.lineno`,
+        `.function`, `.error`, `.steps`, `.hints`), `.explain()` for assertion messages."""
         body: dict[str, Any] = {"release": release, "dist": dist}
         if frames is not None:
             body["frames"] = [_frame_json(f) for f in frames]
