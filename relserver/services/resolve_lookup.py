@@ -82,7 +82,7 @@ class Session:
         # Per request, as symbolicator's per-event caches: what a lookup found (with the steps
         # and hints it recorded, replayed for the next frame of the same file), bytes read,
         # and what the minified files say.
-        self.found: dict[tuple[str, str | None, str | None], tuple[File | None, list[Step], list[Hint]]] = {}
+        self.found: dict[tuple[str, str | None, str | None], tuple[File, list[Step], list[Hint]]] = {}
         self.read: dict[tuple[str, int | None], bytes] = {}
         self.minified: dict[str, Minified] = {}
 
@@ -221,16 +221,19 @@ class Session:
     ) -> File | None:
         """A file by debug id first, else by URL candidates, asking the artifact lookup when
         what is known does not have it (get_file, try_get_file_with(out)_debug_id, lookup.rs).
-        The answer for one (type, URL, debug id) is worked out once per request."""
+        A file found for one (type, URL, debug id) is looked up once per request."""
         key = (file_type, abs_path, debug_id)
         if key in self.found:
-            found, steps, hints = self.found[key]
+            known, steps, hints = self.found[key]
             result.steps.extend(steps)
             result.hints.extend(hints)
-            return found
+            return known
         steps_before, hints_before = len(result.steps), len(result.hints)
         found = await self._get_file(result, what, abs_path, debug_id, file_type)
-        self.found[key] = (found, result.steps[steps_before:], result.hints[hints_before:])
+        # Only what was found: a later frame's lookup may bring the bundle a missing file is
+        # in, and symbolicator would then find it there.
+        if found is not None:
+            self.found[key] = (found, result.steps[steps_before:], result.hints[hints_before:])
         return found
 
     async def _get_file(
