@@ -36,7 +36,7 @@ from ..sentry.stacktraces import (
 )
 from .context import Backend
 from .resolve_hints import missing_file_hints, position_hints
-from .resolve_lookup import File, Session
+from .resolve_lookup import File, RequestLookup
 from .resolve_report import (
     INVALID_LOCATION,
     MALFORMED_SOURCEMAP,
@@ -126,11 +126,11 @@ def parse_request(body: Any) -> ResolveRequest:
     return ResolveRequest(parse_frames(body["frames"]), release, dist)
 
 
-async def _hints_for_missing(session: Session, result: FrameResult, abs_path: str) -> None:
+async def _hints_for_missing(lookup: RequestLookup, result: FrameResult, abs_path: str) -> None:
     needle = sm.strip_hostname(abs_path).split("?", 1)[0].rsplit("/", 1)[-1]
     if needle:
-        names = await session.uploaded_names(needle)
-        for kind, detail in missing_file_hints(abs_path, names, session.release, session.dist):
+        names = await lookup.uploaded_names(needle)
+        for kind, detail in missing_file_hints(abs_path, names, lookup.release, lookup.dist):
             result.hint(kind, detail)
     if abs_path.startswith(("http://", "https://")):
         result.hint(
@@ -139,7 +139,7 @@ async def _hints_for_missing(session: Session, result: FrameResult, abs_path: st
         )
 
 
-async def _resolve_frame(session: Session, result: FrameResult, callsite: str | None) -> str | None:
+async def _resolve_frame(lookup: RequestLookup, result: FrameResult, callsite: str | None) -> str | None:
     """One frame (symbolicate_js_frame, symbolication.rs); the token name for the next frame."""
     frame = result.frame
     abs_path = frame.abs_path.removeprefix("async ")
@@ -150,10 +150,10 @@ async def _resolve_frame(session: Session, result: FrameResult, callsite: str | 
     col = frame.colno or 0
     debug_id = frame.debug_id
     result.step("debug id", None, f"the frame's debug id is {debug_id}" if debug_id else "the frame has no debug id")
-    minified = await session.get_file(result, "minified file", abs_path, debug_id, MINIFIED_SOURCE)
+    minified = await lookup.get_file(result, "minified file", abs_path, debug_id, MINIFIED_SOURCE)
     if minified is None:
         result.error = MISSING_SOURCE
-        await _hints_for_missing(session, result, abs_path)
+        await _hints_for_missing(lookup, result, abs_path)
         if not debug_id:
             result.hint(
                 "no_debug_id",
@@ -161,7 +161,7 @@ async def _resolve_frame(session: Session, result: FrameResult, callsite: str | 
             )
         return None
     try:
-        text = await session.minified_text(minified)
+        text = await lookup.minified_text(minified)
     except OSError as exc:
         result.error = MISSING_SOURCE
         result.step("minified file", False, f"cannot be read: {exc}")
@@ -209,19 +209,19 @@ async def _resolve_frame(session: Session, result: FrameResult, callsite: str | 
             data=data,
         )
     else:
-        sourcemap = await session.get_file(result, "source map", sm_url, debug_id, SOURCE_MAP)
+        sourcemap = await lookup.get_file(result, "source map", sm_url, debug_id, SOURCE_MAP)
     if sourcemap is None:
         result.error = MISSING_SOURCEMAP
         if sm_url:
-            await _hints_for_missing(session, result, sm_url)
+            await _hints_for_missing(lookup, result, sm_url)
         return None
     map_file = sourcemap
 
     async def pair() -> tuple[bytes, bytes]:
-        return await session.contents(minified), await session.contents(map_file)
+        return await lookup.contents(minified), await lookup.contents(map_file)
 
     try:
-        built, was_cached = await session.backend.sourcemaps.get((minified.sha1, sourcemap.sha1), pair, text)
+        built, was_cached = await lookup.backend.sourcemaps.get((minified.sha1, sourcemap.sha1), pair, text)
     except MalformedSourcemap as exc:
         result.error = MALFORMED_SOURCEMAP
         result.step("source map", False, f"symbolic cannot read the pair: {exc}")
@@ -267,13 +267,13 @@ async def _resolve_frame(session: Session, result: FrameResult, callsite: str | 
         result.pre_context = [line.rstrip("\r\n") for line in token.pre_context]
         result.post_context = [line.rstrip("\r\n") for line in token.post_context]
     elif token.src:
-        await _context_from_original(session, result, sm.join_paths(base, token.src))
+        await _context_from_original(lookup, result, sm.join_paths(base, token.src))
     return token.name
 
 
-async def _context_from_original(session: Session, result: FrameResult, source_url: str) -> None:
+async def _context_from_original(lookup: RequestLookup, result: FrameResult, source_url: str) -> None:
     """No `sourcesContent`: the original file as an artifact (symbolication.rs)."""
-    found = await session.get_file(result, "original source", source_url, None, SOURCE)
+    found = await lookup.get_file(result, "original source", source_url, None, SOURCE)
     if found is None:
         result.error = MISSING_SOURCE_CONTENT
         result.hint(
@@ -282,7 +282,7 @@ async def _context_from_original(session: Session, result: FrameResult, source_u
         )
         return
     try:
-        lines = (await session.contents(found)).decode("utf-8", "replace").splitlines()
+        lines = (await lookup.contents(found)).decode("utf-8", "replace").splitlines()
     except OSError as exc:
         result.error = MISSING_SOURCE_CONTENT
         result.step("original source", False, f"cannot be read: {exc}")
@@ -305,7 +305,7 @@ async def resolve(
     """Resolve frames (caller-first) as Sentry would for an event of this release and dist."""
     if not resolve_available():
         raise ResolveUnavailable()
-    session = Session(backend, org, project, release or None, dist or None)
+    lookup = RequestLookup(backend, org, project, release or None, dist or None)
     results = [FrameResult(f) for f in frames]
     callsite: str | None = None
     stack: int | None = None
@@ -313,5 +313,5 @@ async def resolve(
         if result.frame.stack != stack:
             stack, callsite = result.frame.stack, None
         # The callsite name passes only from a resolved frame to the next (symbolication.rs).
-        callsite = await _resolve_frame(session, result, callsite)
-    return ResolveResult(session.release, session.dist, results)
+        callsite = await _resolve_frame(lookup, result, callsite)
+    return ResolveResult(lookup.release, lookup.dist, results)

@@ -66,7 +66,7 @@ def _read_bytes(store: BlobStore, blob_sha1: str, at: ZipRange | None, size: int
     raise OSError(f"zip compression {at.compression} is stored extracted, not in place")
 
 
-class Session:
+class RequestLookup:
     """One request's lookup state, as symbolicator keeps it per event: the bundles and
     individual release files the artifact lookup returned so far, and the queries made."""
 
