@@ -57,11 +57,14 @@ system-deps:
 # PostgreSQL cluster and SeaweedFS server the suite starts).
 PG_SUITE := tests/test_upload.py tests/test_files_api.py tests/test_releases_api.py tests/test_releases.py \
 	tests/test_chunks.py tests/test_assembly.py tests/test_bundles_api.py tests/test_bundle_index.py tests/test_auth.py \
-	tests/test_resolve_api.py
+	tests/test_release_commits.py tests/test_resolve_api.py
+
+# Two workers, one per core (pytest-xdist's default `load` scheduling: see pyproject.toml).
+PYTEST_WORKERS ?= -n 2
 
 test: lint typecheck system-deps
-	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest --catalog postgres --blob-store s3 $(PG_SUITE)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) --catalog postgres --blob-store s3 $(PG_SUITE)
 
 fmt: $(VENV)/.installed-test
 	$(BIN)/ruff format relserver tests scripts

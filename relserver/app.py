@@ -16,7 +16,7 @@ from .api.middleware import auth_middleware, error_middleware
 from .config import Config
 from .datadir import DataDirLock
 from .keys import assembler_key, backend_key, blobstore_key, catalog_key, config_key
-from .services import Backend, bootstrap_tokens, sweep_leftovers
+from .services import Backend, backfill_semver, bootstrap_tokens, sweep_leftovers
 from .services.assembly import Assembler
 from .storage import blobs_for, catalog_for
 from .storage.blobs import SweepReport
@@ -65,6 +65,9 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
                 )
             new_token = await bootstrap_tokens(catalog, config)
             backend = Backend(config, catalog, blobstore)
+            # Releases stored before the semver columns existed are parsed once.
+            if parsed := await backfill_semver(backend):
+                log.info("parsed the versions of %d release(s) for semver sorting and search", parsed)
             app[catalog_key] = catalog
             app[blobstore_key] = blobstore
             app[backend_key] = backend

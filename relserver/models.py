@@ -35,6 +35,9 @@ class Release:
     user_agent: str | None
     date_created: datetime
     date_released: datetime | None
+    # Sentry's cached commit columns (set by set_commits, cleared by an empty `refs`).
+    commit_count: int = 0
+    last_commit_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,88 @@ class Deploy:
 
 
 @dataclass(frozen=True, slots=True)
+class SemverColumns:
+    """What Sentry's Release row keeps of a `package@semver+build` version (all None when
+    the version is not one); `parsed` False only for rows never parsed."""
+
+    package: str | None = None
+    major: int | None = None
+    minor: int | None = None
+    patch: int | None = None
+    revision: int | None = None
+    prerelease: str | None = None
+    build_code: str | None = None
+    build_number: int | None = None
+    parsed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseCondition:
+    """One condition of a release search, as the catalog applies it.
+
+    kind: "contains" (version contains any of `values`, case-insensitively), "version"
+    (`operator` exact | prefix | suffix | infix | in, case-sensitive), "semver" (`operator`
+    exact | gt | gte | lt | lte over `parts`, with `package`), "package", "build_number"
+    (`operator` over `number`), "build_code" (exact, or prefix when `operator` is "prefix"),
+    "finalized" (`flag`), "created" (`operator` over `when`), "nothing" (matches no release).
+    `negated` inverts the condition; a release without the value counts as not matching.
+    """
+
+    kind: str
+    operator: str = "exact"
+    values: tuple[str, ...] = ()
+    parts: tuple[int | str, ...] = ()
+    package: str | None = None
+    number: int | None = None
+    flag: bool = False
+    when: datetime | None = None
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    id: int
+    organization_id: int
+    name: str
+    url: str | None
+    provider: str | None
+    status: str
+    date_created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CommitAuthor:
+    id: int
+    name: str | None
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseCommit:
+    """A commit as a release lists it: with its repository and author."""
+
+    id: int
+    key: str
+    message: str | None
+    date_created: datetime
+    repository: Repository
+    author: CommitAuthor | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitFile:
+    """A file a release's commit changed (Sentry's CommitFileChange)."""
+
+    id: int
+    organization_id: int
+    filename: str
+    type: str
+    commit_message: str | None
+    repository_name: str
+    author: CommitAuthor | None
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseView:
     """A release with what its JSON shows besides its own columns."""
 
@@ -166,6 +251,8 @@ class ReleaseView:
     projects: list[Project]
     deploy_count: int
     last_deploy: Deploy | None
+    last_commit: ReleaseCommit | None = None
+    authors: tuple[CommitAuthor, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

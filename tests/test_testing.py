@@ -44,9 +44,9 @@ class TestPlugin:
                 import pytest
                 from relserver.testing import RelServerError
                 with pytest.raises(RelServerError) as error:
-                    relserver.request("GET", "/api/0/organizations/acme/repos/")
+                    relserver.request("GET", "/api/0/organizations/acme/integrations/")
                 assert error.value.status == 404
-                assert [c.path for c in relserver.unimplemented_calls] == ["/api/0/organizations/acme/repos/"]
+                assert [c.path for c in relserver.unimplemented_calls] == ["/api/0/organizations/acme/integrations/"]
             """
         )
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_routedef import RouteDef
 
-from . import bundles, chunks, files, index, organizations, releases, resolve
+from . import bundles, chunks, commits, files, index, organizations, releases, resolve
 
 ORG = "/api/0/organizations/{org}"
 PROJECT = "/api/0/projects/{org}/{project}"
@@ -18,6 +18,7 @@ def _in_both_scopes(scope: str) -> list[RouteDef]:
         web.get(f"{release}/", releases.release_details),
         web.put(f"{release}/", releases.update_release),
         web.delete(f"{release}/", releases.delete_release),
+        web.get(f"{release}/commits/", commits.list_release_commits),
         web.get(f"{release}/files/", files.list_release_files),
         web.post(f"{release}/files/", files.upload_release_file),
         web.get(f"{release}/files/{{file_id}}/", files.release_file_details),
@@ -36,6 +37,9 @@ def setup_routes(app: web.Application) -> None:
             web.get(f"{PROJECT}/releases/", releases.list_project_releases),
             web.post(f"{PROJECT}/releases/", releases.create_project_release),
             web.get(f"{ORG}/", organizations.organization_details),
+            web.get(f"{ORG}/repos/", commits.list_repositories),
+            web.get(f"{ORG}/releases/{{version}}/commitfiles/", commits.list_commit_files),
+            web.get(f"{ORG}/releases/{{version}}/previous-with-commits/", commits.previous_with_commits),
             web.get(f"{ORG}/releases/{{version}}/deploys/", organizations.list_deploys),
             web.post(f"{ORG}/releases/{{version}}/deploys/", organizations.create_deploy),
             web.get(f"{PROJECT}/files/artifact-bundles/", bundles.list_artifact_bundles),

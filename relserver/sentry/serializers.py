@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from ..models import ArtifactBundle, BundleFile, Deploy, LookupHit, Organization, Project, ReleaseFile, ReleaseView
+from ..models import (
+    ArtifactBundle,
+    BundleFile,
+    CommitAuthor,
+    CommitFile,
+    Deploy,
+    LookupHit,
+    Organization,
+    Project,
+    ReleaseCommit,
+    ReleaseFile,
+    ReleaseView,
+    Repository,
+)
 from .fields import is_valid_version
 from .identifiers import encode_archive_entry_id
+from .semver import SEMVER, build_hash
 
 
 def format_datetime(value: datetime) -> str:
@@ -32,40 +45,24 @@ def release_file_json(rf: ReleaseFile) -> dict[str, Any]:
     }
 
 
-_SEMVER = re.compile(
-    r"^(?P<major>0|[1-9]\d*)(?:\.(?P<minor>0|[1-9]\d*))?(?:\.(?P<patch>0|[1-9]\d*))?"
-    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+(?P<build>[0-9A-Za-z.-]+))?$"
-)
-
-
-# sentry-release-parser: a build hash is hex of one of these lengths.
-_HASH_LENGTHS = frozenset((12, 16, 20, 32, 40, 64))
-
-
-def _build_hash(value: str | None) -> str | None:
-    if value and len(value) in _HASH_LENGTHS and re.fullmatch(r"[0-9a-fA-F]+", value):
-        return value.lower()
-    return None
-
-
 def version_info(version: str) -> dict[str, Any] | None:
     """Sentry's expose_version_info over sentry-release-parser (`package@version+build`)."""
     if not is_valid_version(version):
         return None
     package, at, rest = version.partition("@")
-    match = _SEMVER.match(rest) if at and package and rest and not _build_hash(rest) else None
+    match = SEMVER.match(rest) if at and package and rest and not build_hash(rest) else None
     if match is None:
         # Not `package@semver`: the raw string, and a hash if the version part is one.
-        build_hash = _build_hash(rest if at else version)
+        hashed = build_hash(rest if at else version)
         return {
             "package": package if at and package else None,
             "version": {"raw": rest if at and package else version},
-            "description": build_hash[:12] if build_hash else version,
-            "buildHash": build_hash,
+            "description": hashed[:12] if hashed else version,
+            "buildHash": hashed,
         }
     build = match.group("build")
-    build_hash = _build_hash(build)
-    label = build_hash[:12] if build_hash else build
+    hashed = build_hash(build)
+    label = hashed[:12] if hashed else build
     base = rest.split("+", 1)[0]
     return {
         "package": package,
@@ -76,10 +73,10 @@ def version_info(version: str) -> dict[str, Any] | None:
             "patch": int(match.group("patch") or 0),
             "pre": match.group("pre"),
             "buildCode": build,
-            "components": sum(match.group(g) is not None for g in ("major", "minor", "patch")),
+            "components": sum(match.group(g) is not None for g in ("major", "minor", "patch", "revision")),
         },
         "description": f"{base} ({label})" if label else base,
-        "buildHash": build_hash,
+        "buildHash": hashed,
     }
 
 
@@ -96,12 +93,22 @@ def project_json(project: Project) -> dict[str, Any]:
     }
 
 
-def release_json(view: ReleaseView) -> dict[str, Any]:
-    """Sentry's release JSON (api/serializers/models/release.py): projects and deploys as
-    stored; commits, issues and events, which relserver does not track, as Sentry shows a
-    release without them."""
+def release_json(
+    view: ReleaseView,
+    *,
+    current_project_meta: dict[str, Any] | None = None,
+    with_health: bool = False,
+    with_adoption_stages: bool = False,
+) -> dict[str, Any]:
+    """Sentry's release JSON (api/serializers/models/release.py): projects, commits and
+    deploys as stored; issues, events, sessions and adoption, which relserver does not
+    track, as Sentry shows a release without them."""
     release = view.release
-    return {
+    projects = [project_json(p) for p in view.projects]
+    if with_health:
+        # _expose_project: `healthData` is null when the health backend has nothing.
+        projects = [p | {"healthData": None} for p in projects]
+    body: dict[str, Any] = {
         "id": release.id,
         "version": release.version,
         "status": release.status,
@@ -114,16 +121,84 @@ def release_json(view: ReleaseView) -> dict[str, Any]:
         "data": {},
         "newGroups": 0,
         "owner": None,
-        "commitCount": 0,
-        "lastCommit": None,
+        "commitCount": release.commit_count,
+        "lastCommit": commit_json(view.last_commit) if view.last_commit else None,
         "deployCount": view.deploy_count,
         "lastDeploy": deploy_json(view.last_deploy) if view.last_deploy else None,
-        "authors": [],
-        "projects": [project_json(p) for p in view.projects],
+        "authors": [author_json(a) for a in view.authors],
+        "projects": projects,
         "firstEvent": None,
         "lastEvent": None,
-        "currentProjectMeta": {},
+        "currentProjectMeta": current_project_meta or {},
         "userAgent": release.user_agent,
+    }
+    if with_adoption_stages:
+        # No ReleaseProjectEnvironment rows: attrs carry no adoption stages, so null.
+        body["adoptionStages"] = None
+    return body
+
+
+def current_project_meta(
+    previous: str | None, following: str | None, first: str | None, last: str | None
+) -> dict[str, Any]:
+    """_expose_current_project_meta: the session bounds (null: no session data) and the
+    neighbour versions, in Sentry's key order."""
+    return {
+        "sessionsLowerBound": None,
+        "sessionsUpperBound": None,
+        "nextReleaseVersion": following,
+        "prevReleaseVersion": previous,
+        "firstReleaseVersion": first,
+        "lastReleaseVersion": last,
+    }
+
+
+def repository_json(repo: Repository) -> dict[str, Any]:
+    """RepositorySerializer: a repository without a provider is Sentry's "Unknown Provider"."""
+    provider = (
+        {"id": repo.provider, "name": repo.provider} if repo.provider else {"id": "unknown", "name": "Unknown Provider"}
+    )
+    return {
+        "id": str(repo.id),
+        "name": repo.name,
+        "url": repo.url,
+        "provider": provider,
+        "status": repo.status,
+        "dateCreated": format_datetime(repo.date_created),
+        "integrationId": None,
+        "externalSlug": None,
+        "externalId": None,
+    }
+
+
+def author_json(author: CommitAuthor | None) -> dict[str, Any]:
+    """get_users_for_authors: an author no Sentry user matches is `{name, email}`; none is `{}`."""
+    return {"name": author.name, "email": author.email} if author else {}
+
+
+def commit_json(commit: ReleaseCommit) -> dict[str, Any]:
+    """CommitSerializer (api/serializers/models/commit.py) with its repository and author."""
+    return {
+        "id": commit.key,
+        "message": commit.message,
+        "dateCreated": format_datetime(commit.date_created),
+        "pullRequest": None,
+        "suspectCommitType": "",
+        "repository": repository_json(commit.repository),
+        "author": author_json(commit.author),
+    }
+
+
+def commit_file_json(change: CommitFile) -> dict[str, Any]:
+    """CommitFileChangeSerializer (api/serializers/models/filechange.py)."""
+    return {
+        "id": str(change.id),
+        "orgId": change.organization_id,
+        "author": author_json(change.author),
+        "commitMessage": change.commit_message,
+        "filename": change.filename,
+        "type": change.type,
+        "repoName": change.repository_name,
     }
 
 

@@ -142,3 +142,16 @@ async def requested_projects(backend: Backend, org: Organization, project_ids: s
     if not project_ids <= known:
         raise PermissionDenied()
     return sorted(project_ids)
+
+
+async def meta_project(backend: Backend, org: Organization, raw: str | None) -> Project | None:
+    """A release details' `project`: a positive id of one of the organization's projects, or
+    None (-1 means all projects; anything else is ignored, organization_release_details.py)."""
+    if raw is None or not raw.strip().lstrip("-").isdecimal():
+        return None
+    project_id = int(raw)
+    if project_id <= 0 or project_id > sentry.MAX_DATABASE_ID:
+        return None
+    async with backend.catalog.read() as tx:
+        project = await tx.projects.get(org.id, str(project_id))
+    return project

@@ -202,4 +202,74 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE assemble_tasks ADD COLUMN lease_owner TEXT;
     ALTER TABLE assemble_tasks ADD COLUMN lease_until TEXT;
     """,
+    """
+    -- Commits as Sentry keeps them (models/repository.py, commit.py, commitauthor.py,
+    -- commitfilechange.py, releasecommit.py, releaseheadcommit.py). A repository is created
+    -- on first mention by a release's commits (releases/set_commits.py), one per name.
+    CREATE TABLE repositories (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        url TEXT,
+        provider TEXT,
+        status TEXT NOT NULL DEFAULT 'active',
+        date_created TEXT NOT NULL,
+        UNIQUE (organization_id, name)
+    );
+    CREATE TABLE commit_authors (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        name TEXT,
+        email TEXT NOT NULL,
+        UNIQUE (organization_id, email)
+    );
+    CREATE TABLE commits (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        message TEXT,
+        author_id INTEGER REFERENCES commit_authors(id) ON DELETE SET NULL,
+        date_created TEXT NOT NULL,
+        UNIQUE (repository_id, key)
+    );
+    CREATE TABLE commit_file_changes (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        commit_id INTEGER NOT NULL REFERENCES commits(id) ON DELETE CASCADE,
+        filename TEXT NOT NULL,
+        type TEXT NOT NULL,
+        UNIQUE (commit_id, filename)
+    );
+    CREATE TABLE release_commits (
+        release_id INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
+        commit_id INTEGER NOT NULL REFERENCES commits(id) ON DELETE CASCADE,
+        ord INTEGER NOT NULL,
+        PRIMARY KEY (release_id, commit_id)
+    );
+    CREATE INDEX release_commits_by_order ON release_commits (release_id, ord);
+    CREATE INDEX release_commits_by_commit ON release_commits (commit_id);
+    CREATE TABLE release_head_commits (
+        release_id INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
+        repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+        commit_id INTEGER NOT NULL REFERENCES commits(id) ON DELETE CASCADE,
+        PRIMARY KEY (release_id, repository_id)
+    );
+    -- What Sentry's Release row caches: commit_count and last_commit_id (set by set_commits),
+    -- and the semver columns its manager fills from package@version+build, which
+    -- sort=semver|build and the release.version/package/build searches use.
+    -- semver_parsed = 0 marks rows of older data dirs that start-up parses once.
+    ALTER TABLE releases ADD COLUMN commit_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE releases ADD COLUMN last_commit_id INTEGER REFERENCES commits(id) ON DELETE SET NULL;
+    ALTER TABLE releases ADD COLUMN package TEXT;
+    ALTER TABLE releases ADD COLUMN major BIGINT;
+    ALTER TABLE releases ADD COLUMN minor BIGINT;
+    ALTER TABLE releases ADD COLUMN patch BIGINT;
+    ALTER TABLE releases ADD COLUMN revision BIGINT;
+    ALTER TABLE releases ADD COLUMN prerelease TEXT;
+    ALTER TABLE releases ADD COLUMN build_code TEXT;
+    ALTER TABLE releases ADD COLUMN build_number BIGINT;
+    ALTER TABLE releases ADD COLUMN semver_parsed INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX deploys_by_release ON deploys (release_id, date_finished);
+    """,
 )

@@ -10,6 +10,7 @@ from .archive import ArchiveEntries
 from .blobs import BlobRows
 from .bundles import BundleMembers, Bundles
 from .chunks import AssembleTasks, Chunks
+from .commits import Commits
 from .files import DuplicateReleaseFile, NewReleaseFile, ReleaseFiles
 from .orgs import Organizations, Projects
 from .releases import Deploys, ReleaseGone, Releases
@@ -28,6 +29,7 @@ class ReadTx:
         "blobs",
         "bundles",
         "chunks",
+        "commits",
         "deploys",
         "files",
         "members",
@@ -43,6 +45,7 @@ class ReadTx:
         self.projects = Projects(db)
         self.releases = Releases(db)
         self.deploys = Deploys(db)
+        self.commits = Commits(db)
         self.files = ReleaseFiles(db)
         self.archive = ArchiveEntries(db)
         self.bundles = Bundles(db)

@@ -6,9 +6,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from ....models import Deploy, Organization, Project, Release
+from ....models import Deploy, Organization, Project, Release, ReleaseCondition, SemverColumns
 from ..dialect import Db, Row, columns, dt, dt_required, ts, utcnow
+from .commits import like_pattern
 from .orgs import ORGANIZATION_COLUMNS, PROJECT_COLUMNS, organization_from, project_from, ref_lookup
+from .release_conditions import PRERELEASE_CASE, condition_sql
 
 RELEASE_COLUMNS = (
     "id",
@@ -20,6 +22,8 @@ RELEASE_COLUMNS = (
     "user_agent",
     "date_created",
     "date_released",
+    "commit_count",
+    "last_commit_id",
 )
 _RELEASE = f"SELECT {columns('r', RELEASE_COLUMNS)} FROM releases r"
 
@@ -39,11 +43,9 @@ def release_from(row: Row, prefix: str = "") -> Release:
         user_agent=row[prefix + "user_agent"],
         date_created=dt_required(row[prefix + "date_created"]),
         date_released=dt(row[prefix + "date_released"]),
+        commit_count=row[prefix + "commit_count"],
+        last_commit_id=row[prefix + "last_commit_id"],
     )
-
-
-def _like_pattern(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 class Releases:
@@ -120,8 +122,11 @@ class Releases:
         url: str | None,
         user_agent: str | None,
         date_released: datetime | None,
+        status: str = "open",
+        semver: SemverColumns | None = None,
     ) -> tuple[Release, bool]:
-        """The release, and True when it was created (an existing one keeps its values)."""
+        """The release, and True when it was created (an existing one keeps its values);
+        `semver` is what its version parses into (None: parsed later, at start-up)."""
         created = await self.db.run(
             "INSERT INTO releases (organization_id, version, ref, url, user_agent, date_created, date_released)"
             " VALUES (:org, :version, :ref, :url, :user_agent, :now, :date_released) ON CONFLICT DO NOTHING",
@@ -137,6 +142,11 @@ class Releases:
         )
         release = await self.get(organization_id, version)
         assert release is not None
+        if created:
+            if status != "open":
+                release = await self.update(release.id, {"status": status})
+            if semver is not None:
+                await self.set_semver(release.id, semver)
         return release, created > 0
 
     async def page(
@@ -149,9 +159,19 @@ class Releases:
         status: str | None,
         offset: int,
         limit: int,
+        conditions: Sequence[ReleaseCondition] = (),
+        sort: str = "date",
+        environments: Sequence[str] = (),
+        start: datetime | None = None,
+        end: datetime | None = None,
+        linked_only: bool = False,
     ) -> list[Release]:
-        """Newest first: by creation (organization list) or by release date (project list);
-        `in_projects` keeps only releases of those projects."""
+        """One page of releases. Order: `sort` "date" (newest created first; at project scope
+        `project_id` newest released first), "semver" (highest version first, non-semver
+        last) or "build" (highest build number first, only releases that have one).
+        `in_projects` keeps releases of those projects, `query` a literal version substring,
+        `conditions` a release search, `environments` releases deployed to one of them,
+        `start`/`end` releases created in that range, `linked_only` releases of some project."""
         where = ["r.organization_id = :org"]
         params: dict[str, Any] = {"org": organization_id, "limit": limit, "offset": offset}
         order = "r.date_created DESC, r.id DESC"
@@ -163,16 +183,135 @@ class Releases:
             test, values = self.db.dialect.in_list("project_id", "in_project", in_projects)
             where.append(f"r.id IN (SELECT release_id FROM release_projects WHERE {test})")
             params.update(values)
+        elif linked_only:
+            where.append("r.id IN (SELECT release_id FROM release_projects)")
         if query:
             where.append(f"r.version {self.db.dialect.like} :query ESCAPE '\\'")
-            params["query"] = _like_pattern(query)
+            params["query"] = like_pattern(query)
         if status is not None:
             where.append("r.status = :status")
             params["status"] = status
+        if environments:
+            test, values = self.db.dialect.in_list("environment", "environment", environments)
+            where.append(f"r.id IN (SELECT release_id FROM deploys WHERE {test})")
+            params.update(values)
+        if start is not None and end is not None:
+            where.append("r.date_created >= :start AND r.date_created <= :end")
+            params.update(start=ts(start), end=ts(end))
+        for i, condition in enumerate(conditions):
+            sql, values = condition_sql(self.db.dialect, condition, f"c{i}_")
+            where.append(sql)
+            params.update(values)
+        if sort == "semver":
+            # Release.SEMVER_COLS descending, nulls last, then the newest (organization_releases.py).
+            order = (
+                "r.major IS NULL, r.major DESC, r.minor DESC, r.patch DESC, r.revision DESC,"
+                f" {PRERELEASE_CASE} DESC, r.prerelease DESC, r.date_created DESC, r.id DESC"
+            )
+        elif sort == "build":
+            where.append("r.build_number IS NOT NULL")
+            order = "r.build_number DESC, r.id DESC"
         rows = await self.db.rows(
             f"{_RELEASE} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit OFFSET :offset", params
         )
         return [release_from(r) for r in rows]
+
+    async def neighbours(
+        self,
+        release: Release,
+        project_id: int,
+        *,
+        status: str,
+        query: Sequence[str],
+        environments: Sequence[str] = (),
+    ) -> tuple[str | None, str | None]:
+        """The versions of the project's releases created just before and just after this
+        one (date, then id), among those with this status whose version contains one of
+        `query` (none: any)."""
+        found: list[str | None] = []
+        for test, order in (
+            ("(r.date_created < :date OR (r.date_created = :date AND r.id < :id))", "r.date_created DESC, r.id DESC"),
+            ("(r.date_created > :date OR (r.date_created = :date AND r.id > :id))", "r.date_created, r.id"),
+        ):
+            where = [
+                "r.organization_id = :org",
+                "r.id IN (SELECT release_id FROM release_projects WHERE project_id = :project)",
+                "r.status = :status",
+                test,
+            ]
+            params: dict[str, Any] = {
+                "org": release.organization_id,
+                "project": project_id,
+                "status": status,
+                "date": ts(release.date_created),
+                "id": release.id,
+            }
+            if query:
+                sql, values = condition_sql(self.db.dialect, ReleaseCondition("contains", values=tuple(query)), "q_")
+                where.append(sql)
+                params.update(values)
+            if environments:
+                env_test, values = self.db.dialect.in_list("environment", "environment", environments)
+                where.append(f"r.id IN (SELECT release_id FROM deploys WHERE {env_test})")
+                params.update(values)
+            row = await self.db.row(
+                f"SELECT r.version FROM releases r WHERE {' AND '.join(where)} ORDER BY {order} LIMIT 1", params
+            )
+            found.append(row["version"] if row else None)
+        return found[0], found[1]
+
+    async def first_and_last(self, organization_id: int, project_id: int) -> tuple[str | None, str | None]:
+        """The versions of the project's first and last created releases."""
+        found: list[str | None] = []
+        for order in ("r.date_created, r.id", "r.date_created DESC, r.id DESC"):
+            row = await self.db.row(
+                "SELECT r.version FROM releases r WHERE r.organization_id = :org AND r.id IN"
+                " (SELECT release_id FROM release_projects WHERE project_id = :project)"
+                f" ORDER BY {order} LIMIT 1",
+                {"org": organization_id, "project": project_id},
+            )
+            found.append(row["version"] if row else None)
+        return found[0], found[1]
+
+    async def previous_with_commits(self, release: Release, project_ids: Sequence[int]) -> Release | None:
+        """The latest release of these projects that has commits, released (or created) no
+        later than this one was (organization_release_previous_commits.py); it may be this one."""
+        if not project_ids:
+            return None
+        test, params = self.db.dialect.in_list("project_id", "project", project_ids)
+        row = await self.db.row(
+            f"{_RELEASE} WHERE r.organization_id = :org AND r.last_commit_id IS NOT NULL"
+            f" AND r.id IN (SELECT release_id FROM release_projects WHERE {test})"
+            " AND COALESCE(r.date_released, r.date_created) <= :date"
+            " ORDER BY COALESCE(r.date_released, r.date_created) DESC, r.id DESC LIMIT 1",
+            {**params, "org": release.organization_id, "date": ts(release.date_released or release.date_created)},
+        )
+        return release_from(row) if row else None
+
+    async def set_semver(self, release_id: int, semver: SemverColumns) -> None:
+        await self.db.run(
+            "UPDATE releases SET package = :package, major = :major, minor = :minor, patch = :patch,"
+            " revision = :revision, prerelease = :prerelease, build_code = :build_code,"
+            " build_number = :build_number, semver_parsed = 1 WHERE id = :id",
+            {
+                "id": release_id,
+                "package": semver.package,
+                "major": semver.major,
+                "minor": semver.minor,
+                "patch": semver.patch,
+                "revision": semver.revision,
+                "prerelease": semver.prerelease,
+                "build_code": semver.build_code,
+                "build_number": semver.build_number,
+            },
+        )
+
+    async def unparsed(self, limit: int) -> list[tuple[int, str]]:
+        """Releases whose semver columns were never set (rows of older data dirs)."""
+        rows = await self.db.rows(
+            "SELECT id, version FROM releases WHERE semver_parsed = 0 ORDER BY id LIMIT :limit", {"limit": limit}
+        )
+        return [(r["id"], r["version"]) for r in rows]
 
     async def update(self, release_id: int, changes: dict[str, Any]) -> Release:
         """Set these columns (ref, url, date_released, status); raises ReleaseGone."""
@@ -262,6 +401,16 @@ class Deploys:
             {"release": release_id, "limit": limit, "offset": offset},
         )
         return [deploy_from(r) for r in rows]
+
+    async def environments(self, organization_id: int) -> set[str]:
+        """The environments the organization's releases were deployed to (a deploy creates its
+        environment, releases/endpoints/release_deploys.py)."""
+        rows = await self.db.rows(
+            "SELECT DISTINCT d.environment FROM deploys d JOIN releases r ON r.id = d.release_id"
+            " WHERE r.organization_id = :org",
+            {"org": organization_id},
+        )
+        return {r["environment"] for r in rows}
 
     async def count(self, release_id: int) -> int:
         row = await self.db.row(
