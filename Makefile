@@ -15,7 +15,7 @@ $(BIN)/python:
 
 # Stamps re-run the install whenever pyproject.toml changes.
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[resolve]'
 	@touch $@
 
 # The suite drives both sentry-cli lines. 2.x comes with the test extras; a venv holds one
@@ -23,7 +23,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 SENTRY_CLI_3 := 3.8.2
 
 $(VENV)/.installed-test: pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,resolve]'
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sentry-cli-3 'sentry-cli==$(SENTRY_CLI_3)'
 	@touch $@ $(VENV)/.installed-run
 
@@ -38,10 +38,11 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 # System programs the suite runs (the README's curl quick start, mount for the full-disk and
-# read-only tests, PostgreSQL for the catalog's second engine). Debian's images carry them; where one is missing and we are root, apt-get
+# read-only tests, PostgreSQL for the catalog's second engine, npm (with Node) to rebuild the
+# resolve tests' app). Debian's images carry them; where one is missing and we are root, apt-get
 # installs it; elsewhere the tests that need it skip (and fail under CI). The S3 server (SeaweedFS)
 # comes with the test extras.
-SYSTEM_DEPS := curl:curl mount:mount pg_ctlcluster:postgresql
+SYSTEM_DEPS := curl:curl mount:mount pg_ctlcluster:postgresql npm:npm
 
 system-deps:
 	@for dep in $(SYSTEM_DEPS); do \
@@ -56,7 +57,7 @@ system-deps:
 # PostgreSQL cluster and SeaweedFS server the suite starts).
 PG_SUITE := tests/test_upload.py tests/test_files_api.py tests/test_releases_api.py tests/test_releases.py \
 	tests/test_chunks.py tests/test_assembly.py tests/test_bundles_api.py tests/test_bundle_index.py tests/test_auth.py \
-	tests/test_release_commits.py
+	tests/test_release_commits.py tests/test_resolve_api.py
 
 # Two workers, one per core (pytest-xdist's default `load` scheduling: see pyproject.toml).
 PYTEST_WORKERS ?= -n 2

@@ -90,6 +90,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
             finally:
                 await collector.close()
                 await assembler.close()
+                backend.sourcemaps.close()
         finally:
             await catalog.close()
     finally:

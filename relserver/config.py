@@ -53,6 +53,11 @@ MAX_BUNDLE_EXPANDED_SIZE = 4 * GiB
 # Deflate tops out near 1032:1; honest source maps compress about 4-10:1.
 MAX_BUNDLE_COMPRESSION_RATIO = 200
 
+# Resolve keeps built SourceMapCaches in memory, charged the bytes of the minified file and
+# map each was built from (a built cache takes less, docs/benchmarks.md). Ours: 256 MiB holds
+# the caches of a dozen 15 MB maps, about what one release of a large app has.
+RESOLVE_CACHE_SIZE = 256 * MiB
+
 # How the chunk-upload endpoint presents itself, which decides sentry-cli 2.x's upload path.
 UPLOAD_MODES = ("artifact-bundles", "release-bundles", "legacy")
 
@@ -111,6 +116,7 @@ class Config:
     # instead of proxying the bytes; off by default, as Sentry proxies.
     blob_redirect: bool = False
     assemble_lease_seconds: float = ASSEMBLE_LEASE_SECONDS
+    resolve_cache_size: int = RESOLVE_CACHE_SIZE
 
     @property
     def db_path(self) -> Path:

@@ -19,6 +19,13 @@ Measurements (targets in brackets, relserver / baseline or floor):
                                                                              [wall <= 1.2x the floor's,
                                                                               CPU per MB as in build]
   download  1 GiB download against aiohttp's FileResponse                    [>= 0.9]
+  resolve   a 50-frame stack against a 15 MB map (minified file and map as release files): the
+            first resolve (the SourceMapCache build) and cached ones, in server time (the
+            endpoint's Server-Timing); then 8 such builds in turn with --resolve-cache-size
+            64MiB and again with room for all: relserver's RSS over idle after each
+                                                                             [first <= 1 s,
+                                                                              cached <= 20 ms,
+                                                                              RSS flat past the LRU]
   member    a 256 MiB script, deflated (about 3.3:1) in an artifact bundle uploaded by chunk
             upload and assemble as sentry-cli 3.x does, downloaded as a release file: MB/s of the
             inflated bytes against the same bytes stored as a plain release file, relserver's
@@ -757,6 +764,177 @@ def bench_member(work: Path, size: int, runs: int) -> dict[str, Any]:
     }
 
 
+# --- resolve: a 50-frame stack against a 15 MB map ---------------------------------------------
+
+_VLQ = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _vlq(value: int) -> str:
+    bits = (-value << 1) | 1 if value < 0 else value << 1
+    out = ""
+    while True:
+        digit, bits = bits & 31, bits >> 5
+        out += _VLQ[digit | (32 if bits else 0)]
+        if not bits:
+            return out
+
+
+def make_resolve_build(work: Path, map_mb: int, seed: int = 0) -> tuple[bytes, bytes, list[tuple[int, int]]]:
+    """A minified file and its map (about `map_mb` MB, sourcesContent included) in the shape a
+    bundler writes: many modules of small commented functions, 400 per minified line. Returns
+    both and the (line, column) of every `return` (1-based), where frames will point."""
+    rng = random.Random(seed)
+    sources, contents, names = [], [], []
+    lines: list[str] = []
+    mappings: list[str] = []
+    positions: list[tuple[int, int]] = []
+    state = [0, 0, 0, 0]  # source, original line, original column, name: deltas run across lines
+    segments: list[tuple[int, str]] = []
+    line, per_line = "", 0
+    module = 0
+    size = 0
+    while size < map_mb * 1_000_000:
+        name = f"module_{seed}_{module}.ts"
+        body = []
+        for i in range(40):
+            fn = f"compute{module}x{i}"
+            # Real sources carry comments and whitespace the minified file drops.
+            body.append(
+                f"/**\n * Scales {fn}'s input by the factor this module was configured with, then adds\n"
+                f" * its index; callers rely on the result being finite for finite input ({i}).\n */\n"
+                f"export function {fn}(value: number): number {{\n  return value * {rng.randint(2, 99)} + {i};\n}}\n"
+            )
+        source = "".join(body)
+        sources.append(f"../src/{name}")
+        contents.append(source)
+        for i in range(40):
+            fn = f"compute{module}x{i}"
+            names.append(fn)
+            minified_fn = f"function f{module}_{i}(v){{return v*2+{i}}}"
+            col = len(line)
+            src_line = i * 7 + 4
+            at_return = col + minified_fn.index("return")
+            positions.append((len(lines) + 1, at_return + 1))
+            for gen_col, orig_line, orig_col, name_index in (
+                (col, src_line, 0, None),
+                (col + len("function "), src_line, len("export function "), len(names) - 1),
+                (at_return, src_line + 1, 2, None),
+            ):
+                seg = _vlq(gen_col - (segments[-1][0] if segments else 0))
+                seg += _vlq(len(sources) - 1 - state[0]) + _vlq(orig_line - state[1]) + _vlq(orig_col - state[2])
+                state[0], state[1], state[2] = len(sources) - 1, orig_line, orig_col
+                if name_index is not None:
+                    seg += _vlq(name_index - state[3])
+                    state[3] = name_index
+                segments.append((gen_col, seg))
+            line += minified_fn + ";"
+            per_line += 1
+            if per_line == 400:
+                lines.append(line)
+                mappings.append(",".join(seg for _, seg in segments))
+                line, segments, per_line = "", [], 0
+        # What this module adds to the map's JSON: its escaped source, names and segments.
+        size += len(json.dumps(source)) + 40 * (len(names[-1]) + 3 + 3 * 8)
+        module += 1
+    if line:
+        lines.append(line)
+        mappings.append(",".join(seg for _, seg in segments))
+    minified = ("\n".join(lines) + "\n//# sourceMappingURL=app.js.map\n").encode()
+    sourcemap = json.dumps(
+        {
+            "version": 3,
+            "file": "app.js",
+            "sources": sources,
+            "sourcesContent": contents,
+            "names": names,
+            "mappings": ";".join(mappings),
+        }
+    ).encode()
+    return minified, sourcemap, positions
+
+
+async def _upload_pair(url: str, version: str, prefix: str, minified: bytes, sourcemap: bytes) -> None:
+    async with aiohttp.ClientSession(url, headers=AUTH) as session:
+        resp = await session.post("/api/0/projects/acme/web/releases/", json={"version": version})
+        assert resp.status in (201, 208), await resp.text()
+        for name, data in (("app.js", minified), ("app.js.map", sourcemap)):
+            form = aiohttp.FormData()
+            form.add_field("file", data, filename=name)
+            form.add_field("name", f"~/{prefix}/{name}")
+            resp = await session.post(f"/api/0/projects/acme/web/releases/{version}/files/", data=form)
+            assert resp.status == 201, await resp.text()
+
+
+async def _timed_resolves(url: str, version: str, frames: list[dict[str, Any]], count: int) -> list[float]:
+    """`count` resolves of the same frames over one keep-alive connection (the first builds
+    the cache), each the server's own time (its Server-Timing header)."""
+    times = []
+    async with aiohttp.ClientSession(url, headers=AUTH) as session:
+        for _ in range(count):
+            started = time.perf_counter()
+            resp = await session.post(
+                "/api/0/projects/acme/web/relserver/resolve/", json={"release": version, "frames": frames}
+            )
+            body = await resp.json()
+            wall = time.perf_counter() - started
+            assert resp.status == 200, body
+            server_ms = float(resp.headers["Server-Timing"].split("dur=", 1)[1])
+            assert server_ms / 1000 <= wall
+            times.append(server_ms / 1000)
+            unresolved = [f for f in body["frames"] if not f["resolved"]]
+            assert not unresolved, unresolved[0]
+    return times
+
+
+def _resolve_pass(
+    work: Path, pairs: list[tuple[bytes, bytes, list[tuple[int, int]]]], runs: int, cache_mib: int
+) -> tuple[list[float], list[float], list[int]]:
+    """One server with this cache size: every build resolved in turn (the first resolve under
+    the RSS sampler), the first `runs` builds then resolved again, cached."""
+    rng = random.Random(1)
+    firsts, cached, growth = [], [], []
+    with relserver(work, "--no-fsync", "--resolve-cache-size", f"{cache_mib}MiB") as server:
+        for seed, (minified, sourcemap, _) in enumerate(pairs):
+            asyncio.run(_upload_pair(server.url, f"r{seed}", f"b{seed}", minified, sourcemap))
+        idle = server.rss()
+        for seed, (_, _, positions) in enumerate(pairs):
+            chosen = rng.sample(positions, 50)
+            frames = [
+                {"abs_path": f"https://example.com/b{seed}/app.js", "lineno": ln, "colno": col} for ln, col in chosen
+            ]
+            with PeakRss(server) as peak:
+                (first,) = asyncio.run(_timed_resolves(server.url, f"r{seed}", frames, 1))
+            growth.append(peak.peak - idle)
+            if seed < runs:
+                # Without the RSS sampler, whose thread would compete with this client's loop.
+                firsts.append(first)
+                cached.extend(asyncio.run(_timed_resolves(server.url, f"r{seed}", frames, 1 + 5 * runs))[1:])
+    return firsts, cached, growth
+
+
+def bench_resolve(work: Path, map_mb: int, runs: int, builds: int, cache_mib: int) -> dict[str, Any]:
+    work.mkdir(parents=True)
+    pairs = [make_resolve_build(work, map_mb, seed) for seed in range(builds)]
+    firsts, cached, growth = _resolve_pass(work / "small-cache", pairs, runs, cache_mib)
+    # The same with room for every build: what keeping them all costs.
+    _, _, growth_all = _resolve_pass(work / "room-for-all", pairs, 0, 16 * cache_mib)
+    minified, sourcemap, _ = pairs[0]
+    return {
+        "map_mb": len(sourcemap) / 1_000_000,
+        "minified_mb": len(minified) / 1_000_000,
+        "frames": 50,
+        "first_resolve_ms": statistics.median(firsts) * 1000,
+        "cached_resolve_ms": statistics.median(cached) * 1000,
+        "cached_resolve_max_ms": max(cached) * 1000,
+        "builds_resolved": builds,
+        "cache_size_mib": cache_mib,
+        "rss_growth_per_build_mib": " ".join(f"{g / MiB:.0f}" for g in growth),
+        "rss_growth_max_mib": max(growth) / MiB,
+        "room_for_all_cache_mib": 16 * cache_mib,
+        "room_for_all_rss_growth_per_build_mib": " ".join(f"{g / MiB:.0f}" for g in growth_all),
+    }
+
+
 # --- report -------------------------------------------------------------------------------
 
 
@@ -774,7 +952,7 @@ def machine() -> dict[str, str]:
 NOTES_HEADING = "## Reading the figures"
 # What a plain run (and `make bench`) measures; the big build (section build_N) takes
 # minutes and is asked for with --big-build.
-BENCHMARKS = ("large", "small", "listing", "build", "download", "member")
+BENCHMARKS = ("large", "small", "listing", "build", "download", "member", "resolve")
 # Asked for by name only (they start a PostgreSQL cluster and a SeaweedFS): bench_scaleout.py.
 SCALEOUT = ("scaleout_small", "scaleout_build")
 
@@ -872,6 +1050,7 @@ def main() -> int:
             "scaleout_build": lambda: _scaleout().bench_scaleout_build(
                 sys.modules[__name__], work / "scaleout_build", 20 if quick else args.build_modules, args.runs
             ),
+            "resolve": lambda: bench_resolve(work / "resolve", 2 if quick else 15, args.runs, 8, 64),
         }
         for name in wanted:
             print(f"== {name}", file=sys.stderr, flush=True)

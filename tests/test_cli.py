@@ -168,6 +168,7 @@ class TestConfiguration:
             ("--no-fsync", "RELSERVER_NO_FSYNC"),
             ("--no-auto-create", "RELSERVER_NO_AUTO_CREATE"),
             ("--log-level", "RELSERVER_LOG_LEVEL"),
+            ("--resolve-cache-size", "RELSERVER_RESOLVE_CACHE_SIZE"),
         ]:
             assert flag in text and env in text
 
@@ -178,7 +179,10 @@ class TestConfiguration:
             cli.main(["--help"], {})
         assert exit_info.value.code == 0
         text = capsys.readouterr().out
-        assert text.startswith("usage: relserver ") and "{serve,token,project,vacuum,check}" in text.split("\n\n")[0]
+        assert (
+            text.startswith("usage: relserver ")
+            and "{serve,token,project,vacuum,check,resolve}" in text.split("\n\n")[0]
+        )
         assert "relserver serve --help" in text
 
     def test_every_command_option_and_positional_has_a_description(self) -> None:
@@ -262,7 +266,7 @@ class TestAdminCommands:
 
 def test_python_m_relserver_help_runs() -> None:
     result = subprocess.run([sys.executable, "-m", "relserver", "--help"], capture_output=True, text=True, check=True)
-    assert "{serve,token,project,vacuum,check}" in result.stdout
+    assert "{serve,token,project,vacuum,check,resolve}" in result.stdout
     result = subprocess.run(
         [sys.executable, "-m", "relserver", "serve", "--help"], capture_output=True, text=True, check=True
     )

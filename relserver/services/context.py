@@ -1,6 +1,6 @@
-"""What the use cases work on: the configuration, the catalog, the blob store, and the group
-commit of uploads; and the blob reference rules every use case that stores or frees blobs
-follows (DESIGN D10)."""
+"""What the use cases work on: the configuration, the catalog, the blob store, the group
+commit of uploads and resolve's cache of built source maps; and the blob reference rules
+every use case that stores or frees blobs follows (DESIGN D10)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..config import Config
 from ..models import StoredBlob
 from ..storage.blobs import BlobStore, StagedBlob
 from ..storage.catalog import Catalog, WriteTx
+from .sourcemap_cache import SourceMapCaches
 from .upload_batch import UploadBatcher
 
 log = logging.getLogger(__name__)
@@ -22,13 +23,15 @@ log = logging.getLogger(__name__)
 class Backend:
     """The server's state as the use cases see it (built once per app)."""
 
-    __slots__ = ("blobstore", "catalog", "config", "uploads")
+    __slots__ = ("blobstore", "catalog", "config", "sourcemaps", "uploads")
 
     def __init__(self, config: Config, catalog: Catalog, blobstore: BlobStore) -> None:
         self.config = config
         self.catalog = catalog
         self.blobstore = blobstore
         self.uploads = UploadBatcher(catalog, blobstore)
+        # Built SourceMapCaches for resolve, by (minified sha1, map sha1).
+        self.sourcemaps = SourceMapCaches(config.resolve_cache_size)
 
     @property
     def deferred_deletion(self) -> bool:

@@ -279,6 +279,19 @@ class TestReleaseFiles:
                 f.name for f in await tx.files.page(release.id, offset=0, limit=10, checksums=[sha1(b"~/b.js")])
             ] == ["~/b.js"]
 
+    async def test_url_matches_filter_the_dist_exactly_before_the_limit(self, catalog: Catalog) -> None:
+        _, _, release = await seed(catalog)
+        await add_files(catalog, release, [f"~/App.{i}.js" for i in range(3)], dist="other")
+        await add_files(catalog, release, ["~/app.js"], dist="web")
+        await add_files(catalog, release, ["~/APP.min.js", "~/lib.js"])
+        async with catalog.read() as tx:
+            assert [f.name for f in await tx.files.matching_url(release.id, "app", "web", 2)] == ["~/app.js"]
+            assert [f.name for f in await tx.files.matching_url(release.id, "app", None, 2)] == ["~/APP.min.js"]
+            assert [f.name for f in await tx.files.matching_url(release.id, "app.", "other", 2)] == [
+                "~/App.0.js",
+                "~/App.1.js",
+            ]
+
     async def test_lists_longer_than_the_engines_parameter_limit_work(self, catalog: Catalog) -> None:
         _, _, release = await seed(catalog)
         names = [f"~/{i:04}.js" for i in range(1_203)]
@@ -458,6 +471,30 @@ class TestBundles:
         async with catalog.read() as tx:
             assert (await tx.bundles.by_pk(plain)).file_count == 0  # type: ignore[union-attr]
             assert (await tx.bundles.by_pk(web)).file_count == 1  # type: ignore[union-attr]
+
+    async def test_members_are_found_by_exact_url_by_debug_id_and_type_and_names_by_substring(
+        self, catalog: Catalog
+    ) -> None:
+        org, project, release = await seed(catalog)
+        old = await add_bundle(catalog, org, project, "b-old", b"old zip", member("dist/App.js"), dist="web")
+        new = await add_bundle(catalog, org, project, "b-new", b"new zip", member("dist/app.js", debug_id="d1"))
+        await add_files(catalog, release, ["~/static/app.js"], dist="ios")
+        async with catalog.read() as tx:
+            found = await tx.members.by_url(new, "~/dist/app.js")
+            assert found is not None and found.path == "dist/app.js"
+            assert await tx.members.by_url(old, "~/dist/app.js") is None  # case-sensitive, as Sentry
+            assert (await tx.members.by_debug_id(new, "d1", "minified_source")) is not None
+            assert await tx.members.by_debug_id(new, "d1", "source_map") is None
+            names = await tx.members.names_in_project(org.id, project.id, "APP.JS", 10)
+            assert [(n.name, n.release, n.dist) for n in names] == [
+                ("~/dist/app.js", "1.0", None),
+                ("~/dist/App.js", "1.0", "web"),
+            ]
+            files = await tx.files.names_in_project(project.id, "app.js", 10)
+            assert [(n.kind, n.name, n.release, n.dist) for n in files] == [
+                ("release_file", "~/static/app.js", "1.0", "ios")
+            ]
+            assert await tx.files.names_in_project(project.id, "nope", 10) == []
 
     async def test_a_bundle_in_two_projects_stays_until_the_last_unlinks(self, catalog: Catalog) -> None:
         org, project, _ = await seed(catalog)
