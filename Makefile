@@ -38,10 +38,11 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 # System programs the suite runs (the README's curl quick start, mount for the full-disk and
-# read-only tests, PostgreSQL for the catalog's second engine). Debian's images carry them; where one is missing and we are root, apt-get
+# read-only tests, PostgreSQL for the catalog's second engine, Chromium for the web UI's browser
+# tests; Playwright's own browser download is never used). Debian's images carry them; where one is missing and we are root, apt-get
 # installs it; elsewhere the tests that need it skip (and fail under CI). The S3 server (SeaweedFS)
 # comes with the test extras.
-SYSTEM_DEPS := curl:curl mount:mount pg_ctlcluster:postgresql
+SYSTEM_DEPS := curl:curl mount:mount pg_ctlcluster:postgresql chromium:chromium
 
 system-deps:
 	@for dep in $(SYSTEM_DEPS); do \

@@ -58,6 +58,18 @@ UPLOAD_MODES = ("artifact-bundles", "release-bundles", "legacy")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+# Web UI sessions (DESIGN D11). A sign-in lasts a working day without use and a week at
+# most, the lifetimes Django's admin and Datasette users live with; both are settings.
+UI_SESSION_IDLE_SECONDS = 12 * 3600
+UI_SESSION_MAX_AGE_SECONDS = 7 * 24 * 3600
+# A session's last use is written at most this often, so browsing is not a write per page.
+UI_SESSION_TOUCH_SECONDS = 60
+# The one-time sign-in link the banner prints is good for this long after start.
+UI_SIGNIN_CODE_SECONDS = 15 * 60
+# API calls the overview's activity feed keeps, per process (an in-memory ring): a full
+# sentry-cli upload of a large build is a few dozen calls, so this holds several.
+UI_ACTIVITY_LIMIT = 500
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -95,6 +107,9 @@ class Config:
     max_bundle_member_size: int = MAX_BUNDLE_MEMBER_SIZE
     max_bundle_expanded_size: int = MAX_BUNDLE_EXPANDED_SIZE
     max_bundle_compression_ratio: int = MAX_BUNDLE_COMPRESSION_RATIO
+    ui_session_idle_seconds: int = UI_SESSION_IDLE_SECONDS
+    ui_session_max_age_seconds: int = UI_SESSION_MAX_AGE_SECONDS
+    ui_activity_limit: int = UI_ACTIVITY_LIMIT
 
     @property
     def db_path(self) -> Path:

@@ -71,6 +71,9 @@ from .scope import (
 )
 from .tokens import (
     bootstrap_tokens,
+    create_token,
+    list_tokens,
+    revoke_token,
     token_for,
     write_secret_file,
 )
@@ -91,6 +94,7 @@ __all__ = [
     "bundle_member",
     "check_data_dir",
     "create_release",
+    "create_token",
     "delete_after_commit",
     "delete_all_release_files",
     "delete_artifact_bundle",
@@ -108,6 +112,7 @@ __all__ = [
     "list_deploys",
     "list_release_files",
     "list_releases",
+    "list_tokens",
     "lookup_download",
     "organization_projects",
     "provision",
@@ -117,6 +122,7 @@ __all__ = [
     "resolve_organization",
     "resolve_project",
     "resolve_release_projects",
+    "revoke_token",
     "save_artifact_bundle",
     "store_chunks",
     "sweep_leftovers",

@@ -13,6 +13,8 @@ from .chunks import AssembleTasks, Chunks
 from .files import DuplicateReleaseFile, NewReleaseFile, ReleaseFiles
 from .orgs import Organizations, Projects
 from .releases import Deploys, ReleaseGone, Releases
+from .sessions import UiSessions
+from .summaries import Summaries
 from .tokens import Tokens
 
 __all__ = ["DuplicateReleaseFile", "NewReleaseFile", "ReadTx", "ReleaseGone", "WriteTx", "check_rows"]
@@ -34,6 +36,8 @@ class ReadTx:
         "organizations",
         "projects",
         "releases",
+        "sessions",
+        "summaries",
         "tasks",
         "tokens",
     )
@@ -51,6 +55,8 @@ class ReadTx:
         self.tasks = AssembleTasks(db)
         self.tokens = Tokens(db)
         self.blobs = BlobRows(db)
+        self.sessions = UiSessions(db)
+        self.summaries = Summaries(db)
 
 
 class WriteTx(ReadTx):
