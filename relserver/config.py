@@ -107,8 +107,8 @@ class Config:
     max_bundle_member_size: int = MAX_BUNDLE_MEMBER_SIZE
     max_bundle_expanded_size: int = MAX_BUNDLE_EXPANDED_SIZE
     max_bundle_compression_ratio: int = MAX_BUNDLE_COMPRESSION_RATIO
-    ui_session_idle_seconds: int = UI_SESSION_IDLE_SECONDS
-    ui_session_max_age_seconds: int = UI_SESSION_MAX_AGE_SECONDS
+    ui_session_idle_seconds: float = UI_SESSION_IDLE_SECONDS
+    ui_session_max_age_seconds: float = UI_SESSION_MAX_AGE_SECONDS
     ui_activity_limit: int = UI_ACTIVITY_LIMIT
 
     @property

@@ -67,7 +67,9 @@ async def session_for(backend: Backend, secret: str) -> Session | None:
         async with backend.catalog.write() as wtx:
             await wtx.sessions.delete(session_hash)
         return None
-    if now - stored.date_last_seen >= timedelta(seconds=UI_SESSION_TOUCH_SECONDS):
+    # Written at most every UI_SESSION_TOUCH_SECONDS, and well within a short idle limit.
+    touch_after = min(UI_SESSION_TOUCH_SECONDS, backend.config.ui_session_idle_seconds / 4)
+    if now - stored.date_last_seen >= timedelta(seconds=touch_after):
         async with backend.catalog.write() as wtx:
             await wtx.sessions.touch(stored.id, now)
         expires = _expires(backend, stored.date_created, now)

@@ -52,7 +52,8 @@ async def origin_check(request: web.Request, handler: Handler) -> web.StreamResp
 @web.middleware
 async def session_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every page but sign-in needs a live session; without one, sign in and come back."""
-    if is_public(request.match_info.handler) or request.match_info.http_exception is not None:
+    match_info = request.match_info
+    if is_public(match_info.handler) or match_info.http_exception is not None or _is_static(match_info):
         return await handler(request)
     secret = request.cookies.get(SESSION_COOKIE, "")
     session = await sessions.session_for(backend(request), secret) if secret else None
@@ -64,6 +65,12 @@ async def session_auth(request: web.Request, handler: Handler) -> web.StreamResp
         raise response
     request[ui_session_key] = session
     return await handler(request)
+
+
+def _is_static(match_info: web.UrlMappingMatchInfo) -> bool:
+    """The stylesheet: public, so that the sign-in page is styled too."""
+    route = match_info.route
+    return route is not None and isinstance(route.resource, web.StaticResource)
 
 
 def _human_size(value: int | None) -> str:

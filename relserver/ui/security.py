@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import math
+
 from aiohttp import web
 
 from ..api.common import public_origin
@@ -71,11 +73,11 @@ def is_https(request: web.Request) -> bool:
     return expected_origin(request).startswith("https://")
 
 
-def set_session_cookie(request: web.Request, response: web.StreamResponse, secret: str, max_age: int) -> None:
+def set_session_cookie(request: web.Request, response: web.StreamResponse, secret: str, max_age: float) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         secret,
-        max_age=max_age,
+        max_age=math.ceil(max_age),
         path=UI_PREFIX,
         httponly=True,
         samesite="Strict",
