@@ -45,8 +45,10 @@ async def bundles(request: web.Request) -> web.StreamResponse:
     debug_id = normalize_debug_id(query) if query else None
     if debug_id is not None:
         matches = await browse.members_with_debug_id(backend(request), org, project, debug_id, limit=DEBUG_ID_MATCHES)
-        if len(matches) == 1:
-            bundle, member = matches[0]
+        # A source file and its map share a debug id: the search lands on the source file.
+        sources = [(b, m) for b, m in matches if m.file_type != "source_map"] or matches
+        if len(sources) == 1:
+            bundle, member = sources[0]
             return see_other(url(org.slug, project.slug, "bundles", bundle.bundle_id, "files", member_id(member)))
         if not matches:
             try:
