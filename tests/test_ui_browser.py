@@ -119,7 +119,7 @@ async def page(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
             viewport={"width": 1200, "height": 800},
         )
         try:
-            opened = context.pages[0] if context.pages else await context.new_page()
+            opened: Any = context.pages[0] if context.pages else await context.new_page()
             # A script that runs would be a failed escape: every dialog fails the test.
             dialogs: list[str] = []
             opened.on("dialog", lambda d: dialogs.append(d.message))
