@@ -337,3 +337,36 @@ class TestDownloads:
         assert got.headers["Content-Disposition"] == 'attachment; filename="page.html"'
         assert got.headers["Content-Type"] == "application/octet-stream"
         assert got.headers["X-Content-Type-Options"] == "nosniff"
+
+
+class TestActivityFeed:
+    async def test_the_feed_lists_api_calls_newest_first_marks_unimplemented_ones_and_is_bounded(
+        self, make_client: ClientFactory, config: Config
+    ) -> None:
+        client = await make_client(config.with_overrides(ui_activity_limit=3))
+        await client.get("/api/0/", headers={**bearer(), "User-Agent": "sentry-cli/2.58.6"})
+        await client.get("/api/0/no-such-thing/", headers=bearer())
+        await create_release(client)
+        await client.get("/api/0/organizations/acme/releases/1.0/", headers=bearer())
+        await sign_in(client)
+        _, text = await page(client, "/ui/activity/")
+        rows = re.findall(r"<tr class=\"[^\"]*\">(.*?)</tr>", text, re.S)
+        assert len(rows) == 3  # the oldest call fell out of the ring
+        assert "/releases/1.0/" in rows[0]
+        assert "no-such-thing" in rows[2] and "not implemented" in rows[2]
+        assert "not implemented" not in rows[0]
+        assert "/ui/" not in "".join(rows)  # the pages themselves are not API calls
+
+    async def test_clearing_the_feed_needs_an_unbound_admin(
+        self, client: Client, aiohttp_client: Callable[..., Awaitable[Client]]
+    ) -> None:
+        await client.get("/api/0/", headers=bearer())
+        bound = await mint_token(client, scopes=["project:admin", "org:admin"], organization="acme")
+        other = await fresh_client(client, aiohttp_client)
+        await sign_in(other, bound)
+        resp = await other.post("/ui/activity/clear/", headers=SAME_ORIGIN, allow_redirects=False)
+        assert resp.status == 403
+        await sign_in(client)
+        resp = await client.post("/ui/activity/clear/", headers=SAME_ORIGIN, allow_redirects=False)
+        assert resp.status == 303
+        assert "No API calls yet" in (await page(client, "/ui/activity/"))[1]

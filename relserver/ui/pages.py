@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import sentry
 from ..keys import activity_key, signin_codes_key
 from ..services import browse, sessions
-from .common import VIEW_SCOPES, backend, may_administer, public, render, require, see_other, token, url
+from .common import VIEW_SCOPES, backend, may_administer, page_links, public, render, require, see_other, token, url
 from .security import clear_session_cookie, set_session_cookie
 
 # Seconds between reloads of the activity page in its live mode (a meta refresh: no script).
 ACTIVITY_REFRESH_SECONDS = 3
+# The newest calls the overview shows; the activity page has the rest.
+OVERVIEW_CALLS = 10
 
 
 def _next_page(raw: str | None) -> str:
@@ -77,19 +80,27 @@ async def overview(request: web.Request) -> web.Response:
     tok = token(request)
     summaries = await browse.organizations_overview(backend(request), tok)
     feed = request.config_dict[activity_key]
-    calls = feed.recent(tok.organization)[:10]
-    return render(request, "overview.html", {"organizations": summaries, "calls": calls, "feed": feed})
+    calls = feed.recent(tok.organization)
+    return render(
+        request, "overview.html", {"organizations": summaries, "calls": calls[:OVERVIEW_CALLS], "total": len(calls)}
+    )
 
 
 async def activity(request: web.Request) -> web.Response:
+    """The feed, newest first, paged with the API's cursors (100 calls a page)."""
     tok = token(request)
     feed = request.config_dict[activity_key]
     live = request.query.get("live") == "1"
+    page = sentry.offset_page(request.query.get("per_page"), request.query.get("cursor"))
+    calls = feed.recent(tok.organization)
+    shown = calls[page.offset : page.offset + page.limit]
     return render(
         request,
         "activity.html",
         {
-            "calls": feed.recent(tok.organization),
+            "calls": shown,
+            "total": len(calls),
+            "pages": page_links(request, page, has_more=len(calls) > page.offset + page.limit),
             "feed": feed,
             "live": live,
             "refresh": ACTIVITY_REFRESH_SECONDS,
