@@ -4,7 +4,6 @@ the origin check, the session), Jinja2 with autoescape, the routes, the hashed s
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -17,6 +16,7 @@ from ..errors import APIError
 from ..keys import config_key, ui_session_key
 from ..services import sessions
 from . import bundles, pages, releases, resolve, tokens
+from .cells import FILTERS
 from .common import backend, is_public, render, url
 from .security import SESSION_COOKIE, OriginRefused, check_origin, clear_session_cookie, security_headers
 
@@ -73,37 +73,6 @@ def _is_static(match_info: web.UrlMappingMatchInfo) -> bool:
     return route is not None and isinstance(route.resource, web.StaticResource)
 
 
-def _human_size(value: int | None) -> str:
-    if value is None:
-        return "—"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{value} B"
-
-
-def _ago(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    seconds = (datetime.now(UTC) - value).total_seconds()
-    if seconds < 0:
-        return value.strftime("%Y-%m-%d %H:%M")
-    for limit, div, unit in ((60, 1, "s"), (3600, 60, "min"), (86400, 3600, "h"), (86400 * 30, 86400, "d")):
-        if seconds < limit:
-            return f"{int(seconds // div)} {unit} ago"
-    return value.strftime("%Y-%m-%d")
-
-
-def _iso(value: datetime | None) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if value else ""
-
-
-def _number(value: int) -> str:
-    return f"{value:,}".replace(",", "\u202f")
-
-
 def build_ui(config: Config) -> web.Application:
     ui = web.Application(middlewares=[page_errors, origin_check, session_auth])
     # Known when the UI is built (the root app's state is filled in later, at start-up).
@@ -115,8 +84,10 @@ def build_ui(config: Config) -> web.Application:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates ship inside the package and do not change while it runs: no stat per render.
+        auto_reload=False,
     )
-    env.filters.update(human_size=_human_size, ago=_ago, iso=_iso, number=_number)
+    env.filters.update(FILTERS)
     # Our own `url` (quoted path segments) replaces aiohttp-jinja2's route-name one, so that
     # imported macros, which see only globals, build the same links as the pages.
     env.globals["url"] = url

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .. import sentry, services
-from ..models import BundleFile, ReleaseFile
+from ..models import BundleFile, Organization, Project, Release, ReleaseFile
 from ..services import browse
 from .common import (
     DELETE_SCOPES,
@@ -72,7 +72,7 @@ async def release(request: web.Request) -> web.Response:
             "info": sentry.version_info(rel.version),
             "deploys": deploys,
             "counts": counts,
-            "files": [_row(f) for f in files],
+            "files": [_row(f, base=_files_url(org, project, rel)) for f in files],
             "bundles": bundles,
             "query": query,
             "deleted": request.query.get("deleted"),
@@ -81,8 +81,8 @@ async def release(request: web.Request) -> web.Response:
     )
 
 
-def _row(item: ReleaseFile | BundleFile) -> dict[str, object]:
-    """A file as the list shows it, with its API id and where it came from."""
+def _row(item: ReleaseFile | BundleFile, *, base: str) -> dict[str, object]:
+    """A file as the list shows it: its API id, its page (under `base`) and where it came from."""
     json = services.file_json(item)
     if isinstance(item, BundleFile):
         origin = "bundle"
@@ -90,7 +90,8 @@ def _row(item: ReleaseFile | BundleFile) -> dict[str, object]:
         origin = "release-bundle"
     else:
         origin = "upload"
-    return {"item": item, "id": json["id"], "name": json["name"], "origin": origin}
+    href = base + quote(str(json["id"]), safe="") + "/"
+    return {"item": item, "id": json["id"], "name": json["name"], "origin": origin, "href": href}
 
 
 async def release_file(request: web.Request) -> web.Response:
@@ -100,7 +101,13 @@ async def release_file(request: web.Request) -> web.Response:
     return render(
         request,
         "file.html",
-        {"org": org, "project": project, "release": rel, "row": _row(item), "bundles": bundles},
+        {
+            "org": org,
+            "project": project,
+            "release": rel,
+            "row": _row(item, base=_files_url(org, project, rel)),
+            "bundles": bundles,
+        },
     )
 
 
@@ -116,7 +123,7 @@ async def delete_release_file(request: web.Request) -> web.StreamResponse:
     org, project, rel = await release_scope(request)
     raw_id = request.match_info["file_id"]
     item = await services.get_any_release_file(backend(request), org, rel, raw_id)
-    row = _row(item)
+    row = _row(item, base=_files_url(org, project, rel))
     back = url(org.slug, project.slug, "releases", rel.version)
     if request.method == "GET":
         return render(
@@ -133,3 +140,7 @@ async def delete_release_file(request: web.Request) -> web.StreamResponse:
         )
     await services.delete_release_file(backend(request), org, rel, raw_id)
     return see_other(f"{back}?deleted={quote(str(row['name']), safe='')}")
+
+
+def _files_url(org: Organization, project: Project, rel: Release) -> str:
+    return url(org.slug, project.slug, "releases", rel.version, "files")
