@@ -15,7 +15,7 @@ $(BIN)/python:
 
 # Stamps re-run the install whenever pyproject.toml changes.
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[resolve]'
 	@touch $@
 
 # The suite drives both sentry-cli lines. 2.x comes with the test extras; a venv holds one
@@ -23,7 +23,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 SENTRY_CLI_3 := 3.8.2
 
 $(VENV)/.installed-test: pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,resolve]'
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sentry-cli-3 'sentry-cli==$(SENTRY_CLI_3)'
 	@touch $@ $(VENV)/.installed-run
 

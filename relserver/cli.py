@@ -1,5 +1,6 @@
 """The command line: `relserver [serve] …`, `relserver token …`, `relserver project …`,
-`relserver vacuum`; one parser tree, `serve` when no command is given.
+`relserver vacuum`, `relserver check`, `relserver resolve …`; one parser tree, `serve` when no
+command is given.
 
 Every serve flag has a RELSERVER_* environment twin; a flag beats the environment, the
 environment beats the default. Serving is `serve.py`'s, the data-dir commands `admin.py`'s.
@@ -26,6 +27,7 @@ from .config import (
     DEFAULT_PORT,
     LOG_LEVELS,
     MAX_FILE_SIZE,
+    RESOLVE_CACHE_SIZE,
     UPLOAD_MODES,
     Config,
     GiB,
@@ -33,6 +35,7 @@ from .config import (
     MiB,
 )
 from .datadir import DataDirError, describe_error
+from .resolve_command import add_resolve_arguments, run_resolve
 from .serve import StartupError, configure_logging, serve
 from .storage.blobs import BlobStoreUnavailable
 from .storage.blobs.s3_config import BlobUrl
@@ -182,7 +185,7 @@ def _add_data_dir(
     parser.add_argument("--blob-url", type=parse_blob_url, default=blob_default, metavar="URL", help=BLOB_URL_HELP)
 
 
-COMMANDS = ("serve", "token", "project", "vacuum", "check")
+COMMANDS = ("serve", "token", "project", "vacuum", "check", "resolve")
 
 
 _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
@@ -236,6 +239,18 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, _EnvDef
         "on any problem. Safe beside a running server.",
     )
     _add_data_dir(check)
+    resolve = commands.add_parser(
+        "resolve",
+        help="would Sentry resolve these frames with what was uploaded? (read-only)",
+        description="Resolve JavaScript frames as Sentry's processing would, over what was uploaded, "
+        "and print every step: ✔/✖ per frame, the candidate names, the map, the original position, "
+        "and hints. Exit 0 only when every frame resolved, 1 when one did not, 2 when the input or "
+        "the project is unusable. Needs `pip install 'relserver[resolve]'`; safe beside a running server.",
+        epilog="Example: relserver resolve --org acme --project web --release 1.0 "
+        "https://example.com/assets/app.js:1:234",
+    )
+    add_resolve_arguments(resolve)
+    _add_data_dir(resolve)
     return parser, serve_env
 
 
@@ -316,6 +331,14 @@ def _add_serve(commands: Any, environ: Mapping[str, str]) -> _EnvDefault:
         default=env("CHUNK_SIZE", parse_chunk_size, CHUNK_SIZE),
         metavar="SIZE",
         help="chunk size advertised to clients, a power of two (env RELSERVER_CHUNK_SIZE; default 8MiB, Sentry's)",
+    )
+    parser.add_argument(
+        "--resolve-cache-size",
+        type=parse_size,
+        default=env("RESOLVE_CACHE_SIZE", parse_size, RESOLVE_CACHE_SIZE),
+        metavar="SIZE",
+        help="memory for resolve's built source maps, counted as the bytes of the files they were "
+        "built from; the least recently used go first (env RELSERVER_RESOLVE_CACHE_SIZE; default 256MiB)",
     )
     parser.add_argument(
         "--log-level",
@@ -430,6 +453,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         public_url=args.public_url or None,
         trust_proxy=args.trust_proxy,
         chunk_size=args.chunk_size,
+        resolve_cache_size=args.resolve_cache_size,
     )
 
 
@@ -441,6 +465,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             configure_logging(config.log_level)
             asyncio.run(serve(config))
             return 0
+        if args.command == "resolve":
+            return run_resolve(args)
         return run_admin_command(args)
     except (StartupError, DataDirError, CatalogUnavailable, BlobStoreUnavailable, OSError, sqlite3.Error) as exc:
         # Whatever the data dir or the socket refused, in one line: never a traceback.

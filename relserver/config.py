@@ -53,6 +53,11 @@ MAX_BUNDLE_EXPANDED_SIZE = 4 * GiB
 # Deflate tops out near 1032:1; honest source maps compress about 4-10:1.
 MAX_BUNDLE_COMPRESSION_RATIO = 200
 
+# Resolve keeps built SourceMapCaches in memory, charged the bytes of the minified file and
+# map each was built from (a built cache takes less, docs/benchmarks.md). Ours: 256 MiB holds
+# the caches of a dozen 15 MB maps, about what one release of a large app has.
+RESOLVE_CACHE_SIZE = 256 * MiB
+
 # How the chunk-upload endpoint presents itself, which decides sentry-cli 2.x's upload path.
 UPLOAD_MODES = ("artifact-bundles", "release-bundles", "legacy")
 
@@ -110,6 +115,7 @@ class Config:
     ui_session_idle_seconds: float = UI_SESSION_IDLE_SECONDS
     ui_session_max_age_seconds: float = UI_SESSION_MAX_AGE_SECONDS
     ui_activity_limit: int = UI_ACTIVITY_LIMIT
+    resolve_cache_size: int = RESOLVE_CACHE_SIZE
 
     @property
     def db_path(self) -> Path:

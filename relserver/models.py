@@ -185,6 +185,17 @@ class LookupHit:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadedName:
+    """A name something was uploaded under in a project, with its release and dist, and
+    whether a bundle member (`kind` "artifact_bundle") or a release file carries it."""
+
+    kind: str
+    name: str
+    release: str | None
+    dist: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogCheck:
     """What `relserver check` reads from the catalog: its own consistency, and its blob rows."""
 

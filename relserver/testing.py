@@ -38,13 +38,14 @@ from aiohttp import web
 from .app import SERVER_OPTIONS, create_app
 from .config import Config
 from .keys import assembler_key
+from .services.resolve_report import ResolveResult
 
 STARTUP_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 15.0
 DEFAULT_ORG = "acme"
 DEFAULT_PROJECT = "web"
 
-__all__ = ["Call", "Fault", "FileRecord", "RelServer", "RelServerError"]
+__all__ = ["Call", "Fault", "FileRecord", "RelServer", "RelServerError", "ResolveResult"]
 
 
 class RelServerError(Exception):
@@ -427,6 +428,36 @@ class RelServer:
         )
         return found
 
+    def resolve(
+        self,
+        frames: Iterable[Mapping[str, Any] | str] | None = None,
+        *,
+        stacktrace: str | None = None,
+        event: Mapping[str, Any] | None = None,
+        release: str | None = None,
+        dist: str | None = None,
+        org: str | None = None,
+        project: str | None = None,
+    ) -> ResolveResult:
+        """Would Sentry resolve these frames with what was uploaded? Give frames (dicts with
+        abs_path, lineno, colno, or "URL:LINE:COL" strings, outermost call first), a raw
+        `Error.stack` string, or a whole Sentry event. The answer has `.ok` (every frame
+        resolved), `.frames` (each with `.resolved`, `.filename`, `.lineno`, `.function`,
+        `.error`, `.steps`, `.hints`) and `.explain()` for an assertion message::
+
+            result = server.resolve(stacktrace=error_stack, release="1.0")
+            assert result.ok, result.explain()
+        """
+        body: dict[str, Any] = {"release": release, "dist": dist}
+        if frames is not None:
+            body["frames"] = [_frame_json(f) for f in frames]
+        if stacktrace is not None:
+            body["stacktrace"] = stacktrace
+        if event is not None:
+            body["event"] = dict(event)
+        answer = self.request("POST", f"{self._project_scope(org, project)}/relserver/resolve/", body)
+        return ResolveResult.from_json(answer)
+
     def wait_for_assembly(self, timeout: float = 60.0) -> None:
         """Until every bundle the server accepted has been assembled."""
         if self._app is None or self._loop is None:
@@ -450,6 +481,16 @@ def _next_cursor(link: str) -> str | None:
     """The cursor of the `next` entry of Sentry's Link header, when it has results."""
     match = _NEXT.search(link)
     return match.group(1) if match else None
+
+
+def _frame_json(frame: Mapping[str, Any] | str) -> Any:
+    """A frame for the resolve body: a dict as given, or "URL:LINE:COL" split at its last colons."""
+    if not isinstance(frame, str):
+        return dict(frame)
+    match = re.fullmatch(r"(.+?):(\d+)(?::(\d+))?", frame)
+    if match is None:
+        return {"abs_path": frame}
+    return {"abs_path": match[1], "lineno": int(match[2]), "colno": int(match[3]) if match[3] else None}
 
 
 def _segment(value: str) -> str:

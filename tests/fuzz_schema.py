@@ -2,7 +2,7 @@
 
 Sentry's published schema covers organization details, releases, release files and deploys;
 chunk upload, both assembles, artifact bundles, the artifact lookup and `files/source-maps`
-are not in it. This one describes all of them in the same terms (Sentry's parameter names
+are not in it, nor relserver's own resolve. This one describes all of them in the same terms (Sentry's parameter names
 and body fields), so schemathesis can send valid, schema-derived and malformed requests to
 each. Path parameters list the objects the fuzz server is seeded with, so valid requests
 reach the handlers' logic; negative generation sends anything else.
@@ -164,6 +164,33 @@ def relserver_openapi(seed: Seed) -> dict[str, Any]:
         f"{PROJECT}/artifact-lookup/": {
             "get": _operation(
                 [org, project, _query("debug_id"), _query("url"), _query("release"), _query("dist"), _query("download")]
+            )
+        },
+        f"{PROJECT}/relserver/resolve/": {
+            "post": _operation(
+                [org, project],
+                _json_body(
+                    {
+                        "release": _string(enum=[seed.release]),
+                        "dist": _string(),
+                        "frames": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "abs_path": _string(enum=["~/app.js", "~/bundled.js"]),
+                                    "lineno": {"type": "integer"},
+                                    "colno": {"type": "integer"},
+                                    "function": _string(),
+                                    "debug_id": _string(),
+                                },
+                                "required": ["abs_path", "lineno"],
+                            },
+                        },
+                        "event": {"type": "object"},
+                        "stacktrace": _string(),
+                    }
+                ),
             )
         },
     }

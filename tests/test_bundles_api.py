@@ -180,6 +180,31 @@ class TestArtifactLookup:
         resp = await client.get(f"{PROJECT}/artifact-lookup/?download={hit['id']}", headers=bearer())
         assert await resp.read() == b"legacy"
 
+    async def test_the_release_file_fallback_without_a_dist_finds_only_files_without_one(self, client: Client) -> None:
+        await create_release(client, "1.0")
+        plain = await (await upload(client, b"plain", name="~/app.js")).json()
+        assert (await upload(client, b"dist", name="~/app.js", dist="web")).status == 201
+        hits = await get_json(client, f"{PROJECT}/artifact-lookup/?release=1.0&url=/app")
+        assert [h["id"] for h in hits] == [f"release_file/{plain['id']}"]
+
+    async def test_the_release_file_fallback_filters_the_dist_before_its_ten_row_limit(self, client: Client) -> None:
+        # get_legacy_releasefile_by_file_url filters dist_id in the query, then slices 10.
+        await create_release(client, "1.0")
+        for i in range(10):
+            assert (await upload(client, b"x", name=f"~/app.{i}.js", dist="other")).status == 201
+        wanted = await (await upload(client, b"y", name="~/app.js", dist="web")).json()
+        hits = await get_json(client, f"{PROJECT}/artifact-lookup/?release=1.0&dist=web&url=app")
+        assert [h["id"] for h in hits] == [f"release_file/{wanted['id']}"]
+        others = await get_json(client, f"{PROJECT}/artifact-lookup/?release=1.0&dist=other&url=app")
+        assert len(others) == 10 and wanted["id"] not in {h["id"].split("/")[1] for h in others}
+
+    async def test_the_release_file_fallback_treats_an_unknown_dist_as_no_dist(self, client: Client) -> None:
+        await create_release(client, "1.0")
+        plain = await (await upload(client, b"plain", name="~/app.js")).json()
+        assert (await upload(client, b"dist", name="~/app.js", dist="web")).status == 201
+        hits = await get_json(client, f"{PROJECT}/artifact-lookup/?release=1.0&dist=nope&url=app")
+        assert [h["id"] for h in hits] == [f"release_file/{plain['id']}"]
+
     async def test_nothing_found_and_bad_download_ids(self, client: Client) -> None:
         await create_release(client, "1.0")
         assert await get_json(client, f"{PROJECT}/artifact-lookup/?debug_id={DEBUG_ID}") == []

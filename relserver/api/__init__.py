@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_routedef import RouteDef
 
-from . import bundles, chunks, files, index, organizations, releases
+from . import bundles, chunks, files, index, organizations, releases, resolve
 
 ORG = "/api/0/organizations/{org}"
 PROJECT = "/api/0/projects/{org}/{project}"
@@ -43,6 +43,7 @@ def setup_routes(app: web.Application) -> None:
             web.get(f"{PROJECT}/artifact-bundles/{{bundle_id}}/files/", bundles.list_bundle_files),
             web.get(f"{PROJECT}/artifact-bundles/{{bundle_id}}/files/{{file_id}}/", bundles.download_bundle_file),
             web.get(f"{PROJECT}/artifact-lookup/", bundles.artifact_lookup),
+            web.post(f"{PROJECT}/relserver/resolve/", resolve.resolve_frames),
             web.get(f"{ORG}/chunk-upload/", chunks.chunk_upload_options),
             web.post(f"{ORG}/chunk-upload/", chunks.upload_chunks),
             web.post(f"{ORG}/artifactbundle/assemble/", chunks.assemble_artifact_bundle),

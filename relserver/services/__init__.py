@@ -2,7 +2,8 @@
 
 Handlers parse the request and serialize the answer; these functions decide. No HTTP objects,
 no SQL. The package re-exports each module's public names, so callers say `services.create_release`;
-the assembler lives in `services.assembly`.
+the assembler lives in `services.assembly`, resolve (and its parsers and result types) in
+`services.resolve`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What the use cases work on: the configuration, the catalog, the blob store, and the group
-commit of uploads."""
+"""What the use cases work on: the configuration, the catalog, the blob store, the group
+commit of uploads, and resolve's cache of built source maps."""
 
 from __future__ import annotations
 
@@ -9,19 +9,22 @@ from collections.abc import Iterable
 from ..config import Config
 from ..storage.blobs import BlobStore
 from ..storage.catalog import Catalog, WriteTx
+from .sourcemap_cache import SourceMapCaches
 from .upload_batch import UploadBatcher
 
 
 class Backend:
     """The server's state as the use cases see it (built once per app)."""
 
-    __slots__ = ("blobstore", "catalog", "config", "uploads")
+    __slots__ = ("blobstore", "catalog", "config", "sourcemaps", "uploads")
 
     def __init__(self, config: Config, catalog: Catalog, blobstore: BlobStore) -> None:
         self.config = config
         self.catalog = catalog
         self.blobstore = blobstore
         self.uploads = UploadBatcher(catalog)
+        # Built SourceMapCaches for resolve, by (minified sha1, map sha1).
+        self.sourcemaps = SourceMapCaches(config.resolve_cache_size)
 
 
 def delete_after_commit(backend: Backend, tx: WriteTx, freed: Iterable[str]) -> None:

@@ -60,9 +60,12 @@ async def artifact_lookup(
             # No bundle: Sentry falls back to individual release files whose name contains the URL.
             release = await tx.releases.get(org.id, version)
             if release is not None and await tx.releases.is_linked(release.id, project.id):
-                for f in await tx.files.matching_url(release.id, url, MAX_RELEASEFILES_QUERY):
-                    if dist is None or f.dist == dist:
-                        hits.append(LookupHit("release_file", f.id, "release-old", abs_path=f.name, headers=f.headers))
+                # try_resolve_release_dist (artifact_lookup.py): a dist the release does not
+                # have counts as no dist, so only files without one qualify.
+                if dist is not None and not await tx.files.dist_exists(release.id, dist):
+                    dist = None
+                for f in await tx.files.matching_url(release.id, url, dist, MAX_RELEASEFILES_QUERY):
+                    hits.append(LookupHit("release_file", f.id, "release-old", abs_path=f.name, headers=f.headers))
     return hits
 
 

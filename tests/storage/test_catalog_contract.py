@@ -280,6 +280,19 @@ class TestReleaseFiles:
                 f.name for f in await tx.files.page(release.id, offset=0, limit=10, checksums=[sha1(b"~/b.js")])
             ] == ["~/b.js"]
 
+    async def test_url_matches_filter_the_dist_exactly_before_the_limit(self, catalog: Catalog) -> None:
+        _, _, release = await seed(catalog)
+        await add_files(catalog, release, [f"~/App.{i}.js" for i in range(3)], dist="other")
+        await add_files(catalog, release, ["~/app.js"], dist="web")
+        await add_files(catalog, release, ["~/APP.min.js", "~/lib.js"])
+        async with catalog.read() as tx:
+            assert [f.name for f in await tx.files.matching_url(release.id, "app", "web", 2)] == ["~/app.js"]
+            assert [f.name for f in await tx.files.matching_url(release.id, "app", None, 2)] == ["~/APP.min.js"]
+            assert [f.name for f in await tx.files.matching_url(release.id, "app.", "other", 2)] == [
+                "~/App.0.js",
+                "~/App.1.js",
+            ]
+
     async def test_lists_longer_than_the_engines_parameter_limit_work(self, catalog: Catalog) -> None:
         _, _, release = await seed(catalog)
         names = [f"~/{i:04}.js" for i in range(1_203)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ....models import ArtifactBundle, BundleFile, NewBundleFile
+from ....models import ArtifactBundle, BundleFile, NewBundleFile, UploadedName
 from ..dialect import Db, Row, columns, dt_required, from_json, to_json
 from .files import zip_range_from, zip_range_params
 
@@ -301,3 +301,35 @@ class BundleMembers:
             f"{MEMBER} WHERE bf.artifact_bundle_id = :pk AND bf.path = :path", {"pk": bundle_pk, "path": path}
         )
         return member_from(row) if row else None
+
+    async def by_debug_id(self, bundle_pk: int, debug_id: str, file_type: str) -> BundleFile | None:
+        """The bundle's member of this type carrying this debug id (source_by_debug_id, symbolic)."""
+        row = await self.db.row(
+            f"{MEMBER} WHERE bf.artifact_bundle_id = :pk AND bf.debug_id = :debug_id AND bf.file_type = :type"
+            " ORDER BY bf.path LIMIT 1",
+            {"pk": bundle_pk, "debug_id": debug_id, "type": file_type},
+        )
+        return member_from(row) if row else None
+
+    async def by_url(self, bundle_pk: int, url: str) -> BundleFile | None:
+        """The bundle's member whose manifest `url` is exactly this one (case-sensitive)."""
+        row = await self.db.row(
+            f"{MEMBER} WHERE bf.artifact_bundle_id = :pk AND bf.url = :url ORDER BY bf.path LIMIT 1",
+            {"pk": bundle_pk, "url": url},
+        )
+        return member_from(row) if row else None
+
+    async def names_in_project(
+        self, organization_id: int, project_id: int, needle: str, limit: int
+    ) -> list[UploadedName]:
+        """Member URLs of the project's bundles containing `needle` case-insensitively, with
+        each bundle's release and dist, newest bundle first."""
+        rows = await self.db.rows(
+            "SELECT DISTINCT bf.url, ab.release, ab.dist, ab.date_modified, ab.id FROM artifact_bundle_files bf"
+            " JOIN artifact_bundles ab ON ab.id = bf.artifact_bundle_id"
+            f" WHERE ab.organization_id = :org AND {_IN_PROJECT}"
+            f" AND {self.db.dialect.contains('bf.url_folded', ':needle')}"
+            " ORDER BY ab.date_modified DESC, ab.id DESC, bf.url LIMIT :limit",
+            {"org": organization_id, "project": project_id, "needle": needle.casefold(), "limit": limit},
+        )
+        return [UploadedName("artifact_bundle", r["url"], r["release"], r["dist"]) for r in rows]

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ....models import ReleaseFile, ZipRange
+from ....models import ReleaseFile, UploadedName, ZipRange
 from ..dialect import Db, Row, UniqueViolation, dt_required, from_json, storable_terms, to_json
 
 _FILE = """
@@ -175,14 +175,30 @@ class ReleaseFiles:
         row = await self.db.row(f"SELECT count(*) AS n FROM {source} WHERE {where}", params)
         return int(row["n"]) if row else 0
 
-    async def matching_url(self, release_id: int, url: str, limit: int) -> list[ReleaseFile]:
-        """Files whose name contains `url`, oldest first."""
+    async def matching_url(self, release_id: int, url: str, dist: str | None, limit: int) -> list[ReleaseFile]:
+        """Files of exactly this dist (None: only files without one) whose name contains `url`
+        case-insensitively, oldest first; the dist is filtered before the limit, as Sentry's
+        get_legacy_releasefile_by_file_url does (api/endpoints/artifact_lookup.py)."""
+        dialect = self.db.dialect
         rows = await self.db.rows(
-            f"{_FILE} WHERE f.release_id = :release AND {self.db.dialect.contains('f.name_folded', ':url')}"
-            " ORDER BY f.id LIMIT :limit",
-            {"release": release_id, "url": url.casefold(), "limit": limit},
+            f"{_FILE} WHERE f.release_id = :release AND d.name {dialect.null_safe_eq} :dist"
+            f" AND {dialect.contains('f.name_folded', ':url')} ORDER BY f.id LIMIT :limit",
+            {"release": release_id, "dist": dist, "url": url.casefold(), "limit": limit},
         )
         return [release_file_from(r) for r in rows]
+
+    async def names_in_project(self, project_id: int, needle: str, limit: int) -> list[UploadedName]:
+        """Names of the project's releases' files containing `needle` case-insensitively,
+        with their release and dist, newest first."""
+        rows = await self.db.rows(
+            "SELECT f.name, r.version, d.name AS dist FROM release_files f"
+            " JOIN releases r ON r.id = f.release_id LEFT JOIN dists d ON d.id = f.dist_id"
+            " WHERE f.release_id IN (SELECT release_id FROM release_projects WHERE project_id = :project)"
+            f" AND {self.db.dialect.contains('f.name_folded', ':needle')}"
+            " ORDER BY f.id DESC LIMIT :limit",
+            {"project": project_id, "needle": needle.casefold(), "limit": limit},
+        )
+        return [UploadedName("release_file", r["name"], r["version"], r["dist"]) for r in rows]
 
     async def count_all(self) -> int:
         row = await self.db.row("SELECT count(*) AS n FROM release_files")

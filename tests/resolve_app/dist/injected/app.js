@@ -1,0 +1,7 @@
+
+!function(){try{var e="undefined"!=typeof window?window:"undefined"!=typeof global?global:"undefined"!=typeof globalThis?globalThis:"undefined"!=typeof self?self:{},n=(new e.Error).stack;n&&(e._sentryDebugIds=e._sentryDebugIds||{},e._sentryDebugIds[n]="0ec5e1db-9e7e-58bd-945d-533faa1b8b60")}catch(e){}}();
+function o(r){if(r<0)throw new Error(`negative price: ${r}`);return(r/100).toFixed(2)}var e=class{constructor(t){this.items=t}describe(){return this.items.map(t=>`${t.name}: ${o(t.cents)}`)}};function c(r){return new e(r).describe().join(`
+`)}try{c([{name:"tea",cents:250},{name:"refund",cents:-100}])}catch(r){console.log(r.stack)}
+//# sourceMappingURL=app.js.map
+
+//# debugId=0ec5e1db-9e7e-58bd-945d-533faa1b8b60

@@ -1,0 +1,2 @@
+(()=>{"use strict";class e{constructor(e){this.items=e}describe(){return this.items.map(e=>`${e.name}: ${function(e){if(e<0)throw new Error(`negative price: ${e}`);return(e/100).toFixed(2)}(e.cents)}`)}}try{new e([{name:"tea",cents:250},{name:"refund",cents:-100}]).describe().join("\n")}catch(e){console.log(e.stack)}})();
+//# sourceMappingURL=app.js.map
