@@ -271,6 +271,20 @@ async def _feed_length(page: Any, uploaded: Uploaded) -> int:
     return count
 
 
+async def test_a_pasted_stack_trace_shows_each_frames_trail(page: Any, uploaded: Uploaded, shots: Path) -> None:
+    from playwright.async_api import expect
+
+    await sign_in(page, uploaded)
+    await page.goto(uploaded.server.url + "/ui/acme/web/resolve/")
+    trace = "TypeError: boom\n    at add (https://example.com/app.min.js:1:10)\n"
+    await page.get_by_label("Stack trace or event JSON").fill(trace)
+    await page.get_by_label("Release").fill("1.0")
+    await page.get_by_role("button", name="Resolve").click()
+    await expect(page.get_by_role("heading", name=re.compile(r"of 1 frames resolved"))).to_be_visible()
+    await expect(page.locator(".steps li").first).to_be_visible()
+    await shot(page, shots, "resolve")
+
+
 async def test_deleting_asks_first_then_the_file_is_gone(page: Any, uploaded: Uploaded, shots: Path) -> None:
     from playwright.async_api import expect
 

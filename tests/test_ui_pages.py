@@ -1,0 +1,108 @@
+"""The web UI's pages over the real app: what they show for real uploads (the browser tests
+drive the same pages in Chromium; these check the content quickly)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .conftest import Client, create_release, upload
+from .resolve_helpers import DIST, stack
+from .test_ui_security import SAME_ORIGIN, page, sign_in
+
+RESOLVE = "/ui/acme/web/resolve/"
+
+
+async def upload_esbuild(client: Client) -> None:
+    await create_release(client, "1.0")
+    for path in sorted((DIST / "esbuild").glob("app.js*")):
+        resp = await upload(client, path.read_bytes(), name=f"~/dist/esbuild/{path.name}")
+        assert resp.status == 201, await resp.text()
+
+
+class TestResolvePage:
+    async def test_a_pasted_stack_trace_shows_each_frames_trail_and_original_position(self, client: Client) -> None:
+        await upload_esbuild(client)
+        await sign_in(client)
+        resp = await client.post(RESOLVE, data={"input": stack("esbuild"), "release": "1.0"}, headers=SAME_ORIGIN)
+        text = await resp.text()
+        assert resp.status == 200, text
+        frames = re.findall(r'<article class="frame (ok|bad)">', text)
+        assert "ok" in frames and "bad" in frames  # the app's frames resolve, Node's own do not
+        assert "formatPrice" in text
+        assert "src/price.js" in text
+        assert "missing_source" in text
+
+    async def test_an_events_json_brings_its_own_release(self, client: Client) -> None:
+        await upload_esbuild(client)
+        await sign_in(client)
+        line = next(x for x in stack("esbuild").splitlines() if "app:///dist/esbuild/app.js" in x)
+        where = re.search(r"(app:///\S+?):(\d+):(\d+)", line)
+        assert where is not None
+        event = {
+            "release": "1.0",
+            "exception": {
+                "values": [
+                    {
+                        "stacktrace": {
+                            "frames": [
+                                {"abs_path": where[1], "lineno": int(where[2]), "colno": int(where[3]), "in_app": True}
+                            ]
+                        }
+                    }
+                ]
+            },
+        }
+        resp = await client.post(RESOLVE, data={"input": json.dumps(event)}, headers=SAME_ORIGIN)
+        text = await resp.text()
+        assert resp.status == 200, text
+        assert "1 of 1 frames resolved" in text
+        assert "release 1.0" in text
+
+    async def test_input_that_is_no_trace_says_why_and_pasted_html_stays_text(self, client: Client) -> None:
+        await create_release(client)
+        await sign_in(client)
+        resp = await client.post(
+            RESOLVE, data={"input": "<script>alert(1)</script>", "release": "1.0"}, headers=SAME_ORIGIN
+        )
+        text = await resp.text()
+        assert resp.status == 400
+        assert 'role="alert"' in text
+        assert "<script>alert(1)</script>" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+    async def test_a_trace_in_the_url_resolves_so_the_page_can_be_shared(self, client: Client) -> None:
+        await upload_esbuild(client)
+        await sign_in(client)
+        status, text = await page(client, f"{RESOLVE}?release=1.0&input=" + stack("esbuild").replace("\n", "%0A"))
+        assert status == 200
+        assert "frames resolved" in text
+
+
+class TestReleasePages:
+    async def test_the_release_page_says_where_each_file_came_from(self, client: Client) -> None:
+        await create_release(client)
+        await upload(client, b"a\n", name="~/one.js")
+        await sign_in(client)
+        _, text = await page(client, "/ui/acme/web/releases/1.0/")
+        assert "uploaded one by one" in text
+        _, listing = await page(client, "/ui/acme/web/releases/")
+        assert re.search(r">1\.0</a>", listing)
+
+    async def test_the_file_list_pages_with_the_apis_cursors(self, client: Client) -> None:
+        await create_release(client)
+        for i in range(3):
+            await upload(client, b"x\n", name=f"~/f{i}.js")
+        await sign_in(client)
+        _, first = await page(client, "/ui/acme/web/releases/1.0/?per_page=2")
+        assert "~/f0.js" in first and "~/f2.js" not in first
+        (nxt,) = re.findall(r'<a rel="next" href="([^"]+)"', first)
+        _, second = await page(client, nxt.replace("&amp;", "&"))
+        assert "~/f2.js" in second and "~/f0.js" not in second
+        assert 'rel="prev"' in second
+
+    async def test_empty_states_say_what_to_run(self, client: Client) -> None:
+        await create_release(client)
+        await sign_in(client)
+        assert "sentry-cli sourcemaps upload --release 1.0" in (await page(client, "/ui/acme/web/releases/1.0/"))[1]
+        assert "sentry-cli sourcemaps inject" in (await page(client, "/ui/acme/web/bundles/"))[1]
