@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+
+import aiohttp
 
 from .conftest import Client, create_release, upload
 from .resolve_helpers import DIST, stack
+from .server_process import running_server
 from .test_ui_security import SAME_ORIGIN, page, sign_in
 
 RESOLVE = "/ui/acme/web/resolve/"
@@ -106,3 +110,24 @@ class TestReleasePages:
         await sign_in(client)
         assert "sentry-cli sourcemaps upload --release 1.0" in (await page(client, "/ui/acme/web/releases/1.0/"))[1]
         assert "sentry-cli sourcemaps inject" in (await page(client, "/ui/acme/web/bundles/"))[1]
+
+
+class TestBanner:
+    async def test_serve_prints_the_ui_and_a_sign_in_link_that_works_once(self, tmp_path: Path) -> None:
+        with running_server(tmp_path / "data", token="banner-token") as server:
+            log = server.log()
+            assert f"web UI:      {server.url}/ui/" in log
+            (link,) = re.findall(r"sign in:\s+(\S+)", log)
+            assert link.startswith(f"{server.url}/ui/signin/?code=")
+            code = link.split("code=", 1)[1]
+            jar = aiohttp.CookieJar(unsafe=True)
+            async with aiohttp.ClientSession(cookie_jar=jar) as session:
+                async with session.get(link) as shown:
+                    assert shown.status == 200
+                post = {"data": {"code": code}, "headers": SAME_ORIGIN, "allow_redirects": False}
+                async with session.post(f"{server.url}/ui/signin/", **post) as first:
+                    assert first.status == 303
+                async with session.get(f"{server.url}/ui/", allow_redirects=False) as overview:
+                    assert overview.status == 200
+                async with session.post(f"{server.url}/ui/signin/", **post) as again:
+                    assert again.status == 401
