@@ -124,10 +124,14 @@ class TestBanner:
             async with aiohttp.ClientSession(cookie_jar=jar) as session:
                 async with session.get(link) as shown:
                     assert shown.status == 200
-                post = {"data": {"code": code}, "headers": SAME_ORIGIN, "allow_redirects": False}
-                async with session.post(f"{server.url}/ui/signin/", **post) as first:
+                signin = f"{server.url}/ui/signin/"
+                async with session.post(
+                    signin, data={"code": code}, headers=SAME_ORIGIN, allow_redirects=False
+                ) as first:
                     assert first.status == 303
                 async with session.get(f"{server.url}/ui/", allow_redirects=False) as overview:
                     assert overview.status == 200
-                async with session.post(f"{server.url}/ui/signin/", **post) as again:
+                async with session.post(
+                    signin, data={"code": code}, headers=SAME_ORIGIN, allow_redirects=False
+                ) as again:
                     assert again.status == 401
