@@ -855,9 +855,9 @@ def base64_path(path: str) -> str:
 
 
 async def _ui_bundle_id(url: str) -> str:
-    async with aiohttp.ClientSession(url, headers=AUTH) as session:
-        async with session.get("/api/0/projects/acme/web/files/artifact-bundles/") as resp:
-            bundles = await resp.json()
+    path = "/api/0/projects/acme/web/files/artifact-bundles/"
+    async with aiohttp.ClientSession(url, headers=AUTH) as session, session.get(path) as resp:
+        bundles = await resp.json()
     bundle_id: str = bundles[0]["bundleId"]
     return bundle_id
 
