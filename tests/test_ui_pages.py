@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
+from .bundle_helpers import make_bundle, upload_bundle
 from .conftest import Client, create_release, upload
 from .resolve_helpers import DIST, stack
 from .server_process import running_server
@@ -135,3 +136,32 @@ class TestBanner:
                     signin, data={"code": code}, headers=SAME_ORIGIN, allow_redirects=False
                 ) as again:
                     assert again.status == 401
+
+
+class TestBundleSearch:
+    DEBUG_ID = "6a3b2c1d-0e0f-4a1b-8c2d-3e4f5a6b7c8d"
+
+    async def test_a_debug_id_lands_on_the_source_file_and_a_bundle_id_on_its_bundle(self, client: Client) -> None:
+        headers = {"~/app.js": {"debug-id": self.DEBUG_ID}, "~/app.js.map": {"debug-id": self.DEBUG_ID}}
+        bundle = make_bundle(
+            {"~/app.js": b"x()\n", "~/app.js.map": b"{}"},
+            release="1.0",
+            headers=headers,
+            types={"~/app.js.map": "source_map"},
+            debug_id="0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6",
+        )
+        await create_release(client)
+        assert (await upload_bundle(client, bundle, version="1.0"))["state"] == "ok"
+        await sign_in(client)
+        base = "/ui/acme/web/bundles/"
+        resp = await client.get(f"{base}?query={self.DEBUG_ID.upper()}", allow_redirects=False)
+        assert resp.status == 303
+        member = resp.headers["Location"]
+        assert member.startswith(f"{base}0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6/files/")
+        _, text = await page(client, member)
+        assert '<h1 class="filename">~/app.js</h1>' in text
+        resp = await client.get(f"{base}?query=0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6", allow_redirects=False)
+        assert resp.headers["Location"] == f"{base}0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6/"
+        status, text = await page(client, f"{base}?query=1.0")  # a release: the API's own filter
+        assert status == 200
+        assert "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6" in text
