@@ -281,6 +281,10 @@ class TestScopes:
         await sign_in(client, raw)
         resp = await client.post("/ui/tokens/", data={"label": "x", "scope": "project:releases"}, headers=SAME_ORIGIN)
         assert resp.status == 400
+        # Nothing ticked is the CLI's default (project:releases, org:read), cut to what it has.
+        resp = await client.post("/ui/tokens/", data={"label": "y"}, headers=SAME_ORIGIN)
+        assert resp.status == 400
+        assert "at least one scope" in await resp.text()
         async with client.app[catalog_key].read() as tx:
             assert [t.label for t in await tx.tokens.all()] == ["pinned (--token / RELSERVER_TOKEN)", "test"]
 

@@ -44,11 +44,14 @@ async def create_token(request: web.Request) -> web.Response:
     require(may_administer(mine))
     form = await request.post()
     label = str(form.get("label") or "").strip() or "created in the web UI"
-    scopes = frozenset(str(s) for s in form.getall("scope", []))
+    # None ticked: the CLI's default, within what the session's own token has.
+    scopes = frozenset(str(s) for s in form.getall("scope", [])) or (DEFAULT_SCOPES & mine.scopes)
     organization = str(form.get("org") or "").strip() or None
     error = None
     if len(label) > MAX_LABEL_LENGTH:
         error = f"The label is longer than {MAX_LABEL_LENGTH} characters."
+    elif not scopes:
+        error = "Tick at least one scope."
     elif not scopes <= mine.scopes:
         error = "A token can only be given scopes the token you signed in with has."
     elif organization is not None and not sentry.is_valid_org_slug(organization):
@@ -56,7 +59,7 @@ async def create_token(request: web.Request) -> web.Response:
     if error:
         return await _page(request, created=None, error=error, status=400)
     raw = await services.create_token(
-        request.config_dict[catalog_key], label=label, scopes=scopes or DEFAULT_SCOPES, organization=organization
+        request.config_dict[catalog_key], label=label, scopes=scopes, organization=organization
     )
     # Rendered, not redirected: the token is shown once and never lands in a URL or history.
     return await _page(request, created=raw, error=None)
