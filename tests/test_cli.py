@@ -159,7 +159,7 @@ class TestConfiguration:
             cli.main(["--help"], {})
         assert exit_info.value.code == 0
         text = capsys.readouterr().out
-        assert text.startswith("usage: relserver ") and "{serve,token,project,vacuum,check}" in text.split("\n\n")[0]
+        assert text.startswith("usage: relserver ") and "{serve,token,project,vacuum,check,resolve}" in text.split("\n\n")[0]
         assert "relserver serve --help" in text
 
     def test_every_command_option_and_positional_has_a_description(self) -> None:
@@ -243,7 +243,7 @@ class TestAdminCommands:
 
 def test_python_m_relserver_help_runs() -> None:
     result = subprocess.run([sys.executable, "-m", "relserver", "--help"], capture_output=True, text=True, check=True)
-    assert "{serve,token,project,vacuum,check}" in result.stdout
+    assert "{serve,token,project,vacuum,check,resolve}" in result.stdout
     result = subprocess.run(
         [sys.executable, "-m", "relserver", "serve", "--help"], capture_output=True, text=True, check=True
     )
