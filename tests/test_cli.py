@@ -159,7 +159,10 @@ class TestConfiguration:
             cli.main(["--help"], {})
         assert exit_info.value.code == 0
         text = capsys.readouterr().out
-        assert text.startswith("usage: relserver ") and "{serve,token,project,vacuum,check,resolve}" in text.split("\n\n")[0]
+        assert (
+            text.startswith("usage: relserver ")
+            and "{serve,token,project,vacuum,check,resolve}" in text.split("\n\n")[0]
+        )
         assert "relserver serve --help" in text
 
     def test_every_command_option_and_positional_has_a_description(self) -> None:
