@@ -39,10 +39,11 @@ typecheck: $(VENV)/.installed-test
 
 # System programs the suite runs (the README's curl quick start, mount for the full-disk and
 # read-only tests, PostgreSQL for the catalog's second engine, npm (with Node) to rebuild the
-# resolve tests' app). Debian's images carry them; where one is missing and we are root, apt-get
+# resolve tests' app, Chromium for the web UI's browser tests; Playwright's own browser download
+# is never used). Debian's images carry them; where one is missing and we are root, apt-get
 # installs it; elsewhere the tests that need it skip (and fail under CI). The S3 server (SeaweedFS)
 # comes with the test extras.
-SYSTEM_DEPS := curl:curl mount:mount pg_ctlcluster:postgresql npm:npm
+SYSTEM_DEPS := curl:curl mount:mount pg_ctlcluster:postgresql npm:npm chromium:chromium
 
 system-deps:
 	@for dep in $(SYSTEM_DEPS); do \
@@ -57,7 +58,7 @@ system-deps:
 # PostgreSQL cluster and SeaweedFS server the suite starts).
 PG_SUITE := tests/test_upload.py tests/test_files_api.py tests/test_releases_api.py tests/test_releases.py \
 	tests/test_chunks.py tests/test_assembly.py tests/test_bundles_api.py tests/test_bundle_index.py tests/test_auth.py \
-	tests/test_release_commits.py tests/test_resolve_api.py
+	tests/test_release_commits.py tests/test_resolve_api.py tests/test_ui_security.py
 
 # Two workers, one per core (pytest-xdist's default `load` scheduling: see pyproject.toml).
 PYTEST_WORKERS ?= -n 2

@@ -15,12 +15,15 @@ from .api.common import Handler
 from .api.middleware import auth_middleware, error_middleware
 from .config import Config
 from .datadir import DataDirLock
-from .keys import assembler_key, backend_key, blobstore_key, catalog_key, config_key
+from .keys import activity_key, assembler_key, backend_key, blobstore_key, catalog_key, config_key, signin_codes_key
 from .services import Backend, backfill_semver, bootstrap_tokens, sweep_leftovers
 from .services.assembly import TAKEOVER_POLL_SECONDS, Assembler
 from .services.collector import COLLECT_INTERVAL_SECONDS, Collector
+from .services.sessions import SignInCodes
 from .storage import blobs_for, catalog_for
 from .storage.blobs import SweepReport
+from .ui.activity import ActivityFeed
+from .ui.app import setup_ui
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +140,18 @@ inflight_key = web.AppKey("inflight", InFlight)
 def create_app(config: Config) -> web.Application:
     """Build the application; all I/O happens later, in `storage_ctx`."""
     inflight = InFlight()
+    activity = ActivityFeed(config.ui_activity_limit)
     app = web.Application(
-        middlewares=[inflight.middleware, error_middleware, auth_middleware],
+        middlewares=[inflight.middleware, activity.middleware, error_middleware, auth_middleware],
         # JSON bodies are read whole; uploads stream and enforce their own limits.
         client_max_size=config.max_field_size,
     )
     app[config_key] = config
     app[inflight_key] = inflight
+    app[activity_key] = activity
+    app[signin_codes_key] = SignInCodes()
+    app.on_response_prepare.append(activity.on_response_prepare)
     app.cleanup_ctx.append(storage_ctx)
     setup_routes(app)
+    setup_ui(app, config)
     return app

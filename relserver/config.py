@@ -73,6 +73,17 @@ ASSEMBLE_LEASE_SECONDS = 30.0
 # How long a presigned download URL (--blob-redirect) stays valid: long enough for a client to
 # follow the redirect and a slow download to start, short enough that a leaked URL soon dies.
 BLOB_REDIRECT_SECONDS = 300.0
+# Web UI sessions (DESIGN D11). A sign-in lasts a working day without use and a week at
+# most, the lifetimes Django's admin and Datasette users live with; both are settings.
+UI_SESSION_IDLE_SECONDS = 12 * 3600
+UI_SESSION_MAX_AGE_SECONDS = 7 * 24 * 3600
+# A session's last use is written at most this often, so browsing is not a write per page.
+UI_SESSION_TOUCH_SECONDS = 60
+# The one-time sign-in link the banner prints is good for this long after start.
+UI_SIGNIN_CODE_SECONDS = 15 * 60
+# API calls the overview's activity feed keeps, per process (an in-memory ring): a full
+# sentry-cli upload of a large build is a few dozen calls, so this holds several.
+UI_ACTIVITY_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,9 @@ class Config:
     # instead of proxying the bytes; off by default, as Sentry proxies.
     blob_redirect: bool = False
     assemble_lease_seconds: float = ASSEMBLE_LEASE_SECONDS
+    ui_session_idle_seconds: float = UI_SESSION_IDLE_SECONDS
+    ui_session_max_age_seconds: float = UI_SESSION_MAX_AGE_SECONDS
+    ui_activity_limit: int = UI_ACTIVITY_LIMIT
     resolve_cache_size: int = RESOLVE_CACHE_SIZE
 
     @property

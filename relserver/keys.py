@@ -8,8 +8,10 @@ from .config import Config
 from .models import Token
 from .services.assembly import Assembler
 from .services.context import Backend
+from .services.sessions import Session, SignInCodes
 from .storage.blobs import BlobStore
 from .storage.catalog import Catalog
+from .ui.activity import ActivityFeed
 
 config_key = web.AppKey("config", Config)
 catalog_key = web.AppKey("catalog", Catalog)
@@ -20,3 +22,9 @@ assembler_key = web.AppKey("assembler", Assembler)
 
 # The authenticated token of the request, set by the auth middleware on API routes.
 token_key = web.RequestKey("token", Token)
+
+# The web UI: the API calls this process answered (its live feed), the one-time sign-in codes
+# the banner's link carries, and the session a UI request was signed in with.
+activity_key = web.AppKey("activity", ActivityFeed)
+signin_codes_key = web.AppKey("signin_codes", SignInCodes)
+ui_session_key = web.RequestKey("ui_session", Session)

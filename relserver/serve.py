@@ -4,6 +4,7 @@ lock, serve until SIGINT or SIGTERM, let requests in flight finish (bounded), pr
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import socket
@@ -14,10 +15,9 @@ from aiohttp import web
 
 from . import __version__
 from .app import SERVER_OPTIONS, create_app, inflight_key, startup_key
-from .config import (
-    Config,
-)
+from .config import UI_SIGNIN_CODE_SECONDS, Config
 from .datadir import DataDirError, describe_error
+from .keys import signin_codes_key
 from .storage import describe_blobs, describe_catalog
 
 log = logging.getLogger("relserver")
@@ -89,7 +89,9 @@ async def _serve_on(config: Config, sockets: list[socket.socket]) -> None:
         for site in sites:
             await site.start()
         port = sockets[0].getsockname()[1]
-        print_banner(config, base_url(config.host, port), app[startup_key].new_admin_token)
+        new_token = app[startup_key].new_admin_token
+        signin = await _signin_code(app, config, new_token) if _is_loopback(config.host) else None
+        print_banner(config, base_url(config.host, port), new_token, signin)
         await stop.wait()
         # Graceful: stop accepting, let requests in flight finish (bounded), then close.
         log.info("shutting down: no new connections; waiting for %d request(s)", app[inflight_key].count)
@@ -131,10 +133,37 @@ async def bind_sockets(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
-def print_banner(config: Config, url: str, new_token: str | None) -> None:
+def _is_loopback(host: str) -> bool:
+    """The local-mock case: only this machine can reach the server."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _signin_code(app: web.Application, config: Config, new_token: str | None) -> str | None:
+    """A one-time code for the banner's sign-in link, for the admin token this server knows."""
+    raw = new_token or config.token
+    if raw is None:
+        raw = await asyncio.to_thread(_read_admin_token, config)
+    return app[signin_codes_key].issue(raw) if raw else None
+
+
+def _read_admin_token(config: Config) -> str | None:
+    try:
+        return config.admin_token_path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def print_banner(config: Config, url: str, new_token: str | None, signin_code: str | None = None) -> None:
     data_dir = config.data_dir.resolve()
+    ui_url = f"{(config.public_url or url).rstrip('/')}/ui/"
     lines = [
         f"relserver {__version__} listening on {url}",
+        f"  web UI:      {ui_url}",
         f"  data dir:    {data_dir}",
         f"  catalog:     {describe_catalog(config)}",
         f"  blob store:  {describe_blobs(config)}",
@@ -148,5 +177,9 @@ def print_banner(config: Config, url: str, new_token: str | None) -> None:
         lines.append(f"  admin token: in {config.admin_token_path.resolve()}")
     else:
         lines.append("  admin token: none on disk; mint one with `relserver token create`")
+    if signin_code:
+        lines.append(
+            f"  sign in:     {ui_url}signin/?code={signin_code}  (works once, for {UI_SIGNIN_CODE_SECONDS // 60} min)"
+        )
     lines.append(f"  try:         sentry-cli --url {url} --auth-token TOKEN -o ORG -p PROJECT releases new 1.0")
     print("\n".join(lines), flush=True)

@@ -26,6 +26,9 @@ Measurements (targets in brackets, relserver / baseline or floor):
                                                                              [first <= 1 s,
                                                                               cached <= 20 ms,
                                                                               RSS flat past the LRU]
+  ui        every web UI page with a release of 50 000 files (and a small bundle): median
+            latency on loopback, an upper bound on server time, and weight with the stylesheet
+                                                                             [< 50 ms, < 100 KB]
   member    a 256 MiB script, deflated (about 3.3:1) in an artifact bundle uploaded by chunk
             upload and assemble as sentry-cli 3.x does, downloaded as a release file: MB/s of the
             inflated bytes against the same bytes stored as a plain release file, relserver's
@@ -935,6 +938,148 @@ def bench_resolve(work: Path, map_mb: int, runs: int, builds: int, cache_mib: in
     }
 
 
+# --- 8. the web UI's pages over a release of 50 000 files ---------------------------------
+
+UI_PAGE_BUDGET_MS = 50
+UI_WEIGHT_BUDGET_KB = 100
+UI_DEBUG_ID = "0c5a8e0e-5b83-4bd6-9d4b-0e8c3a1f2d77"
+
+
+def make_ui_bundle(path: Path, version: str) -> None:
+    """A small artifact bundle of a script and its map sharing a debug id, as `sourcemaps inject` makes them."""
+    manifest = {
+        "org": "acme",
+        "release": version,
+        "files": {
+            "files/_/_/ui.min.js": {
+                "url": "~/ui.min.js",
+                "type": "minified_source",
+                "headers": {"debug-id": UI_DEBUG_ID, "sourcemap": "ui.min.js.map"},
+            },
+            "files/_/_/ui.min.js.map": {
+                "url": "~/ui.min.js.map",
+                "type": "source_map",
+                "headers": {"debug-id": UI_DEBUG_ID},
+            },
+        },
+    }
+    archive_path = path.with_name(path.name + ".zip")
+    with zipfile.ZipFile(archive_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("files/_/_/ui.min.js", "function f(){}\n//# sourceMappingURL=ui.min.js.map\n")
+        archive.writestr("files/_/_/ui.min.js.map", '{"version":3,"sources":[],"names":[],"mappings":""}')
+        archive.writestr("manifest.json", json.dumps(manifest))
+    path.write_bytes(b"SYSB" + struct.pack("<I", 2) + archive_path.read_bytes())
+    archive_path.unlink()
+
+
+async def ui_pages(url: str, pages: dict[str, str], n: int) -> dict[str, tuple[float, int]]:
+    """Median latency (ms) and body bytes of each page, signed in as a browser would be."""
+    jar = aiohttp.CookieJar(unsafe=True)  # the server is on an IP address
+    async with aiohttp.ClientSession(url, cookie_jar=jar) as session:
+        async with session.post("/ui/login/", data={"token": TOKEN}, headers={"Sec-Fetch-Site": "same-origin"}) as resp:
+            assert resp.status == 200 and resp.url.path == "/ui/", resp.url
+        found: dict[str, tuple[float, int]] = {}
+        for name, path in pages.items():
+            times, size = [], 0
+            for _ in range(n):
+                started = time.perf_counter()
+                async with session.get(path, allow_redirects=False) as resp:
+                    body = await resp.read()
+                    assert resp.status == 200, (path, resp.status, body[:200])
+                times.append(time.perf_counter() - started)
+                size = len(body)
+            found[name] = (statistics.median(times) * 1000, size)
+    return found
+
+
+def bench_ui(work: Path, files: int, runs: int) -> dict[str, Any]:
+    """Every page of the UI with a release of `files` files: latency as a browser on loopback
+    sees it (an upper bound on server time), and weight with the stylesheet."""
+    with relserver(work / "rel", "--no-fsync") as server:
+        asyncio.run(create_release(server.url, "deep"))
+        run_loadgen(server.url, "relserver", files, 32, 64, "deep")
+        bundle = work / "ui.bundle"
+        make_ui_bundle(bundle, "deep")
+        asyncio.run(upload_bundle(server.url, bundle, "deep"))
+        files_api = asyncio.run(release_files(server.url, "deep"))
+        first_id = next(iter(files_api.values()))["id"]
+        base = "/ui/acme/web"
+        rel = f"{base}/releases/deep"
+        deep_page = min(199, (files - 100) // 100)
+        bundle_id = asyncio.run(_ui_bundle_id(server.url))
+        member = base64_path("files/_/_/ui.min.js")
+        pages = {
+            "login": "/ui/login/",
+            "overview": "/ui/",
+            "activity (full ring)": "/ui/activity/",
+            "releases": f"{base}/releases/",
+            "release, first page": f"{rel}/",
+            f"release, offset {deep_page * 100}": f"{rel}/?cursor=100:{deep_page}:0",
+            "release, name query": f"{rel}/?query=0123",
+            "release file": f"{rel}/files/{first_id}/",
+            "bundles": f"{base}/bundles/",
+            "bundle": f"{base}/bundles/{bundle_id}/",
+            "bundle file": f"{base}/bundles/{bundle_id}/files/{member}/",
+            "tokens": "/ui/tokens/",
+            "resolve": f"{base}/resolve/",
+        }
+        css = asyncio.run(_stylesheet_bytes(server.url))
+        samples: dict[str, list[tuple[float, int]]] = {name: [] for name in pages}
+        for _ in range(runs):
+            for name, figures in asyncio.run(ui_pages(server.url, pages, 20)).items():
+                samples[name].append(figures)
+        # The debug-id search answers a redirect to the file: timed on its own.
+        search = asyncio.run(_timed_redirect(server.url, f"{base}/bundles/?query={UI_DEBUG_ID}", 20))
+    out: dict[str, Any] = {"files_in_release": files, "stylesheet_kb": css / 1024}
+    for name, values in samples.items():
+        out[f"{name} ms"] = statistics.median(v[0] for v in values)
+        out[f"{name} kb"] = (values[0][1] + css) / 1024
+    out["debug-id search (303) ms"] = search
+    worst_ms = max(v for k, v in out.items() if k.endswith(" ms"))
+    worst_kb = max(v for k, v in out.items() if k.endswith(" kb"))
+    out["slowest_ms"] = worst_ms
+    out["heaviest_kb"] = worst_kb
+    out["within_budget"] = "yes" if worst_ms < UI_PAGE_BUDGET_MS and worst_kb < UI_WEIGHT_BUDGET_KB else "no"
+    return out
+
+
+def base64_path(path: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(path.encode()).decode("ascii")
+
+
+async def _ui_bundle_id(url: str) -> str:
+    path = "/api/0/projects/acme/web/files/artifact-bundles/"
+    async with aiohttp.ClientSession(url, headers=AUTH) as session, session.get(path) as resp:
+        bundles = await resp.json()
+    bundle_id: str = bundles[0]["bundleId"]
+    return bundle_id
+
+
+async def _stylesheet_bytes(url: str) -> int:
+    async with aiohttp.ClientSession(url) as session:
+        async with session.get("/ui/login/") as resp:
+            (href,) = re.findall(r'href="(/ui/static/ui\.css\?v=[^"]+)"', await resp.text())
+        async with session.get(href) as resp:
+            assert "immutable" in resp.headers["Cache-Control"]
+            return len(await resp.read())
+
+
+async def _timed_redirect(url: str, path: str, n: int) -> float:
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(url, cookie_jar=jar) as session:
+        await session.post("/ui/login/", data={"token": TOKEN}, headers={"Sec-Fetch-Site": "same-origin"})
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            async with session.get(path, allow_redirects=False) as resp:
+                await resp.read()
+                assert resp.status == 303, resp.status
+            times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 # --- report -------------------------------------------------------------------------------
 
 
@@ -952,7 +1097,7 @@ def machine() -> dict[str, str]:
 NOTES_HEADING = "## Reading the figures"
 # What a plain run (and `make bench`) measures; the big build (section build_N) takes
 # minutes and is asked for with --big-build.
-BENCHMARKS = ("large", "small", "listing", "build", "download", "member", "resolve")
+BENCHMARKS = ("large", "small", "listing", "build", "download", "member", "resolve", "ui")
 # Asked for by name only (they start a PostgreSQL cluster and a SeaweedFS): bench_scaleout.py.
 SCALEOUT = ("scaleout_small", "scaleout_build")
 
@@ -1051,6 +1196,7 @@ def main() -> int:
                 sys.modules[__name__], work / "scaleout_build", 20 if quick else args.build_modules, args.runs
             ),
             "resolve": lambda: bench_resolve(work / "resolve", 2 if quick else 15, args.runs, 8, 64),
+            "ui": lambda: bench_ui(work / "ui", 2000 if quick else 50_000, args.runs),
         }
         for name in wanted:
             print(f"== {name}", file=sys.stderr, flush=True)

@@ -1,4 +1,5 @@
-"""What a built wheel carries: the LICENSE that pyproject's `license = "MIT"` promises."""
+"""What a built wheel carries: the LICENSE that pyproject's `license = "MIT"` promises, and the
+web UI's templates and assets."""
 
 from __future__ import annotations
 
@@ -37,3 +38,7 @@ def test_the_wheel_ships_the_license_file(tmp_path: Path) -> None:
     assert "License-Expression: MIT" in metadata
     assert "License-File: LICENSE" in metadata
     assert "relserver/py.typed" in names
+    # The web UI's templates and stylesheet are package data: a wheel without them serves no page.
+    templates = {p.name for p in (ROOT / "relserver" / "ui" / "templates").glob("*.html")}
+    assert {n.rsplit("/", 1)[1] for n in names if n.startswith("relserver/ui/templates/")} == templates
+    assert "relserver/ui/static/ui.css" in names

@@ -85,6 +85,9 @@ from .scope import (
 )
 from .tokens import (
     bootstrap_tokens,
+    create_token,
+    list_tokens,
+    revoke_token,
     token_for,
     write_secret_file,
 )
@@ -109,6 +112,7 @@ __all__ = [
     "bundle_member",
     "check_data_dir",
     "create_release",
+    "create_token",
     "delete_after_commit",
     "delete_all_release_files",
     "delete_artifact_bundle",
@@ -130,6 +134,7 @@ __all__ = [
     "list_release_files",
     "list_releases",
     "list_repositories",
+    "list_tokens",
     "lookup_download",
     "meta_project",
     "organization_projects",
@@ -142,6 +147,7 @@ __all__ = [
     "resolve_organization",
     "resolve_project",
     "resolve_release_projects",
+    "revoke_token",
     "save_artifact_bundle",
     "store_chunks",
     "sweep_leftovers",

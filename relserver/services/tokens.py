@@ -58,3 +58,33 @@ async def token_for(catalog: Catalog, raw: str) -> Token | None:
     """The stored token a bearer token names (found by its hash), revoked or not."""
     async with catalog.read() as tx:
         return await tx.tokens.get(auth.hash_token(raw))
+
+
+async def list_tokens(catalog: Catalog, organization: str | None = None) -> list[Token]:
+    """Every token (revoked ones too), or only those bound to `organization`."""
+    async with catalog.read() as tx:
+        tokens = await tx.tokens.all()
+    return tokens if organization is None else [t for t in tokens if t.organization == organization]
+
+
+async def create_token(catalog: Catalog, *, label: str, scopes: frozenset[str], organization: str | None) -> str:
+    """A new user token with these scopes; the raw token is returned once and stored hashed."""
+    token = auth.new_user_token()
+    async with catalog.write() as tx:
+        await tx.tokens.insert(
+            token_hash=auth.hash_token(token),
+            label=label,
+            scopes=scopes,
+            organization=organization,
+            kind=auth.token_kind(token),
+            last_characters=token[-4:],
+        )
+    return token
+
+
+async def revoke_token(catalog: Catalog, token_id: int) -> bool:
+    """Revoke a token and end its web sessions; False when no active token has this id."""
+    async with catalog.write() as tx:
+        revoked = await tx.tokens.revoke(token_id)
+        await tx.sessions.delete_of_token(token_id)
+    return revoked

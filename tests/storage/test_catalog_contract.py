@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -582,3 +583,55 @@ class TestTasksTokensAndChunks:
         async with catalog.write() as tx:
             assert await tx.blobs.free([chunk.sha1]) == []
             assert await tx.blobs.prune() == 0
+
+
+class TestUiSessionsAndSummaries:
+    async def test_a_session_is_found_by_hash_with_its_token_and_goes_with_its_expiry(self, catalog: Catalog) -> None:
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
+        async with catalog.write() as tx:
+            token = await tx.tokens.insert(
+                token_hash="t",
+                label="x",
+                scopes=["project:read"],
+                organization="acme",
+                kind="user",
+                last_characters="1",
+            )
+            await tx.sessions.create("old", token.id, t0)
+            await tx.sessions.create("new", token.id, t0 + timedelta(hours=2))
+            await tx.sessions.touch((await tx.sessions.get("old") or pytest.fail()).id, t0 + timedelta(hours=1))
+        async with catalog.read() as rtx:
+            found = await rtx.sessions.get("old")
+            assert found is not None
+            assert found.token.id == token.id and found.token.organization == "acme"
+            assert (found.date_created, found.date_last_seen) == (t0, t0 + timedelta(hours=1))
+            assert await rtx.sessions.get("nope") is None
+            assert await rtx.sessions.count(token.id) == 2
+        async with catalog.write() as tx:
+            cut = t0 + timedelta(minutes=90)
+            assert await tx.sessions.delete_expired(created_before=t0 - timedelta(days=1), seen_before=cut) == 1
+            assert await tx.sessions.get("old") is None
+            assert await tx.sessions.delete_of_token(token.id) == 1
+            assert not await tx.sessions.delete("new")
+
+    async def test_summaries_count_a_projects_releases_files_and_bundles(self, catalog: Catalog) -> None:
+        org, project, release = await seed(catalog)
+        await add_files(catalog, release, ["~/a.js", "~/b.js"], dist="web")
+        await add_bundle(catalog, org, project, "b-1", b"zip", member("x.js", debug_id="d-1"), dist="ios")
+        await add_bundle(catalog, org, project, "b-2", b"zip2", member("y.js", debug_id="d-1"), release=None)
+        async with catalog.write() as tx:
+            other = await tx.organizations.ensure("other")
+            (lonely,) = await tx.projects.ensure(org.id, ["empty"])
+        async with catalog.read() as rtx:
+            assert [o.slug for o in await rtx.summaries.organizations()] == ["acme", "other"]
+            assert [o.id for o in await rtx.summaries.organizations("other")] == [other.id]
+            counts = await rtx.summaries.project_counts(org.id)
+            web = counts[project.id]
+            assert (web.releases, web.release_files, web.bundles) == (1, 2, 2)
+            assert web.last_upload is not None
+            assert (counts[lonely.id].releases, counts[lonely.id].last_upload) == (0, None)
+            release_counts = await rtx.summaries.release_counts(org.id, release.id, release.version)
+            assert (release_counts.files, release_counts.bundles, release_counts.dists) == (2, 1, ("ios", "web"))
+            hits = await rtx.summaries.members_with_debug_id(org.id, project.id, "d-1", limit=10)
+            assert sorted(h.path for h in hits) == ["x.js", "y.js"]
+            assert await rtx.summaries.members_with_debug_id(org.id, lonely.id, "d-1", limit=10) == []

@@ -286,4 +286,17 @@ MIGRATIONS: tuple[str, ...] = (
         next_run TEXT NOT NULL
     );
     """,
+    """
+    -- Web UI sign-ins (DESIGN D11): a session is stored as the sha256 of its secret, like a
+    -- token, and belongs to the token it was opened with (deleting the token deletes it; a
+    -- revoked token's sessions are refused on read).
+    CREATE TABLE ui_sessions (
+        id INTEGER PRIMARY KEY,
+        session_hash TEXT NOT NULL UNIQUE,
+        token_id INTEGER NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+        date_created TEXT NOT NULL,
+        date_last_seen TEXT NOT NULL
+    );
+    CREATE INDEX ui_sessions_by_token ON ui_sessions (token_id);
+    """,
 )

@@ -14,6 +14,8 @@ from .commits import Commits
 from .files import DuplicateReleaseFile, NewReleaseFile, ReleaseFiles
 from .orgs import Organizations, Projects
 from .releases import Deploys, ReleaseGone, Releases
+from .sessions import UiSessions
+from .summaries import Summaries
 from .tokens import Tokens
 
 __all__ = ["DuplicateReleaseFile", "NewReleaseFile", "ReadTx", "ReleaseGone", "WriteTx", "check_rows"]
@@ -36,6 +38,8 @@ class ReadTx:
         "organizations",
         "projects",
         "releases",
+        "sessions",
+        "summaries",
         "tasks",
         "tokens",
     )
@@ -54,6 +58,8 @@ class ReadTx:
         self.tasks = AssembleTasks(db)
         self.tokens = Tokens(db)
         self.blobs = BlobRows(db)
+        self.sessions = UiSessions(db)
+        self.summaries = Summaries(db)
 
 
 class WriteTx(ReadTx):
