@@ -113,6 +113,19 @@ async def client(make_client: ClientFactory, config: Config) -> Client:
     return await make_client(config)
 
 
+def sentry_cli_env(home: Path, **sentry: str) -> dict[str, str]:
+    """What a sentry-cli subprocess sees: PATH, an empty HOME (no ~/.sentryclirc of the
+    developer's leaks in), no update check and no .env file; then SENTRY_<KEY> for each given
+    key (url, auth_token, org)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "SENTRY_DISABLE_UPDATE_CHECK": "1",
+        "SENTRY_LOAD_DOTENV": "0",
+    }
+    return env | {f"SENTRY_{key.upper()}": value for key, value in sentry.items()}
+
+
 def missing_system_part(reason: str) -> NoReturn:
     """A system part the test needs is missing: skip on a developer's machine, fail under CI,
     which installs and may use everything, so CI can never pass by skipping."""

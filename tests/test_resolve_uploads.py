@@ -20,7 +20,7 @@ from relserver import cli
 from relserver.config import RESOLVE_CACHE_SIZE, GiB, MiB
 from relserver.testing import RelServer
 
-from .conftest import missing_system_part
+from .conftest import missing_system_part, sentry_cli_env
 from .resolve_helpers import APP, BUILDS, DIST, app_frames, assert_matches_both_truths, stack
 
 pytestmark = pytest.mark.cli
@@ -31,13 +31,7 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
 
 
 def cli_env(server: RelServer, home: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "SENTRY_DISABLE_UPDATE_CHECK": "1",
-        "SENTRY_LOAD_DOTENV": "0",
-        **server.sentry_env(),
-    }
+    return sentry_cli_env(home) | server.sentry_env()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from relserver.api.chunks import LEGACY_MODE_VS_CLI_3
 from relserver.sentry import release_file_ident
 from relserver.storage.sql.sqlite import SqliteCatalog
 
+from .conftest import sentry_cli_env
 from .server_process import ServerProcess, running_server
 
 pytestmark = pytest.mark.cli
@@ -42,13 +42,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 def run_cli(
     sentry_cli: Path, home: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {
-        "PATH": os.environ.get("PATH", ""),
-        # An empty home: no ~/.sentryclirc of the developer's leaks in.
-        "HOME": str(home),
-        "SENTRY_DISABLE_UPDATE_CHECK": "1",
-        "SENTRY_LOAD_DOTENV": "0",
-    }
+    base = sentry_cli_env(home)
     return subprocess.run(
         [str(sentry_cli), *args], capture_output=True, text=True, env=base | (env or {}), timeout=120, check=False
     )

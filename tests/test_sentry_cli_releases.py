@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from .conftest import sentry_cli_env
 from .server_process import ServerProcess, running_server
 
 pytestmark = pytest.mark.cli
@@ -70,15 +71,7 @@ class Scenario:
 def cli_run(
     cli: Path, home: Path, cwd: Path, org: str, server: ServerProcess, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "SENTRY_DISABLE_UPDATE_CHECK": "1",
-        "SENTRY_LOAD_DOTENV": "0",
-        "SENTRY_URL": server.url,
-        "SENTRY_AUTH_TOKEN": TOKEN,
-        "SENTRY_ORG": org,
-    }
+    env = sentry_cli_env(home, url=server.url, auth_token=TOKEN, org=org)
     return subprocess.run([str(cli), *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120, check=False)
 
 

@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from .conftest import missing_system_part
+from .conftest import missing_system_part, sentry_cli_env
 from .server_process import ServerProcess, running_server
 
 pytestmark = [pytest.mark.cli, pytest.mark.asyncio(loop_scope="module")]
@@ -57,15 +57,7 @@ class Uploaded:
 
 
 def run_cli(sentry_cli: Path, home: Path, server: ServerProcess, *args: str) -> str:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "SENTRY_DISABLE_UPDATE_CHECK": "1",
-        "SENTRY_LOAD_DOTENV": "0",
-        "SENTRY_URL": server.url,
-        "SENTRY_AUTH_TOKEN": TOKEN,
-        "SENTRY_ORG": "acme",
-    }
+    env = sentry_cli_env(home, url=server.url, auth_token=TOKEN, org="acme")
     done = subprocess.run([str(sentry_cli), *args], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

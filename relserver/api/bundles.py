@@ -11,9 +11,9 @@ from aiohttp import web
 from .. import sentry, services
 from ..auth import RELEASE_SCOPES, may_download
 from ..errors import APIError, BadRequest, PermissionDenied
-from ..ingest.bundle_zip import normalize_debug_id
 from ..keys import blobstore_key, token_key
 from ..models import Organization, Project
+from ..sentry.sourcemaps import normalize_debug_id
 from .common import backend, json_response, organization_and_project, paginated_response, public_origin, requires
 from .download import BlobResponse, redirect_expiry, stored_file_response
 

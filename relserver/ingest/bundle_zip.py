@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..models import NewBundleFile, StoredBlob, ZipRange
+from ..sentry.sourcemaps import normalize_debug_id
 from ..storage.blobs import BlobStore, StagedBlob
 
 COPY_SIZE = 1024 * 1024
@@ -331,16 +332,6 @@ def _header(headers: dict[str, str], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
-
-
-def normalize_debug_id(value: Any) -> str | None:
-    """A debug id as a lowercase hyphenated UUID, or None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(uuid.UUID(value.strip()[:36]))
-    except ValueError:
-        return None
 
 
 def bundle_id_for(manifest: dict[str, Any], checksum: str) -> str:

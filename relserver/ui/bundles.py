@@ -12,8 +12,8 @@ from aiohttp import web
 from .. import sentry, services
 from ..api.bundles import BUNDLES_PER_PAGE
 from ..errors import APIError, NotFound
-from ..ingest.bundle_zip import normalize_debug_id
 from ..models import ArtifactBundle, BundleFile
+from ..sentry.sourcemaps import normalize_debug_id
 from ..services import browse
 from .common import DELETE_SCOPES, backend, page_links, project_scope, render, require, see_other, token, url
 from .downloads import download_response
