@@ -183,6 +183,12 @@ class TestStackStrings:
             parse_stacktrace(f"    at f (https://x.test/a.js:1:{2**31})\n")
         with pytest.raises(ResolveInputError, match="not a frame"):
             parse_frame_argument(f"https://x.test/a.js:{10**30}:1")
+        # More digits than int() takes, and a line on which a backtracking pattern would take
+        # minutes: both are quick 400s.
+        with pytest.raises(ResolveInputError, match="no frames found"):
+            parse_stacktrace(f"    at f (https://x.test/a.js:{'9' * 5000}:{'9' * 5000})\n")
+        with pytest.raises(ResolveInputError, match="no frames found"):
+            parse_stacktrace("    at a (" * 100_000)
 
     def test_a_command_line_frame_is_url_line_col(self) -> None:
         assert parse_frame_argument("https://x.test/a.js:3:4") == Frame("https://x.test/a.js", 3, 4)

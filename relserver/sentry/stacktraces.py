@@ -42,8 +42,9 @@ class ParsedEvent:
     dist: str | None
 
 
-# V8 (Chrome, Node, Edge): `    at fn (url:line:col)` or `    at url:line:col`.
-_V8 = re.compile(r"^\s*at (?:(?P<function>.+?) \((?P<loc>.+)\)|(?P<bare>.+))$")
+# V8 (Chrome, Node, Edge): `    at fn (url:line:col)` or `    at url:line:col`; split by hand
+# (`_v8_frame`), as a regular expression for it backtracks quadratically on `at a (a (a (…`.
+_V8_PREFIX = re.compile(r"^\s*at ")
 # SpiderMonkey (Firefox) and JavaScriptCore (Safari): `fn@url:line:col`, `@url:line:col`,
 # JavaScriptCore also `global code@url:line:col` and bare `url:line:col`.
 _AT = re.compile(r"^(?P<function>[^@]*)@(?P<loc>.+)$")
@@ -58,17 +59,35 @@ def _location(text: str) -> tuple[str, int, int | None] | None:
     match = _LOCATION.match(text.strip())
     if not match:
         return None
+    # A position longer than MAX_POSITION's 10 digits is no frame; it never reaches int(),
+    # which refuses more than 4 300 digits.
+    if len(match.group("line")) > 10 or len(match.group("col") or "") > 10:
+        return None
     line, col = int(match.group("line")), int(match.group("col") or 0)
     if line > MAX_POSITION or col > MAX_POSITION:
         return None
     return match.group("url"), line, col if match.group("col") else None
 
 
+def _v8_frame(line: str) -> tuple[str | None, str] | None:
+    """(function, location) of a V8 frame line: `at fn (loc)` splits at the first ` (` after
+    the function's first character when the line ends with `)`; otherwise it is `at loc`."""
+    prefix = _V8_PREFIX.match(line)
+    if prefix is None:
+        return None
+    rest = line[prefix.end() :]
+    if not rest:
+        return None
+    split = rest.find(" (", 1)
+    if rest.endswith(")") and split != -1 and len(rest) - 1 > split + 2:
+        return rest[:split], rest[split + 2 : -1]
+    return None, rest
+
+
 def _stack_line(line: str) -> Frame | None:
-    v8 = _V8.match(line)
+    v8 = _v8_frame(line)
     if v8:
-        loc = v8.group("loc") or v8.group("bare")
-        function = v8.group("function")
+        function, loc = v8
         # `at eval (eval at fn (url:1:2), <anonymous>:1:1)`: the eval'd code has no file.
         if loc.startswith("eval at "):
             return None

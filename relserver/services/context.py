@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from ..config import Config
 from ..models import StoredBlob
 from ..storage.blobs import BlobStore, StagedBlob
-from ..storage.catalog import Catalog, WriteTx
+from ..storage.catalog import Catalog, WriteTx, rolled_back
 from .sourcemap_cache import SourceMapCaches
 from .upload_batch import UploadBatcher
 
@@ -94,7 +94,13 @@ class BlobWrites:
             self.committed = True
 
         tx.after_commit(committed)
-        delete_after_commit(self.backend, tx, [b.name for b in lost])
+        if lost:
+            # Best effort, as the upload is stored: an object no row names waits for the
+            # collector's leftover sweep if this fails.
+            async def discard_lost() -> None:
+                await discard_objects(self.backend, [b.name for b in lost])
+
+            tx.after_commit(discard_lost)
         return stored
 
 
@@ -104,15 +110,15 @@ async def blob_writes(backend: Backend, items: Sequence[tuple[StagedBlob, Stored
 
     A keyed store's uploads run here, before the transaction, so no transaction waits on the
     network (DESIGN invariant 5) and a write needs no lock that spans processes: each upload
-    is a new object nobody else can name. If the block fails before its commit, those
-    objects are deleted again (what a crash leaves, the collector finds)."""
+    is a new object nobody else can name. If the block surely rolled back, those objects
+    are deleted again (what a crash or an uncertain commit leaves, the collector finds)."""
     writes = BlobWrites(backend, items)
     if not backend.blobstore.content_addressed and writes.items:
         writes.early = await asyncio.to_thread(backend.blobstore.promote_many, writes.items)
     try:
         yield writes
-    except BaseException:
-        if writes.early and not writes.committed:
+    except BaseException as exc:
+        if writes.early and not writes.committed and rolled_back(exc):
             await discard_objects(backend, [b.name for b in writes.early])
         raise
 

@@ -32,6 +32,7 @@ from ..storage.catalog import (
     ReleaseGone,
     UniqueViolation,
     WriteTx,
+    rolled_back,
 )
 from ..storage.sql.dialect import ts, utcnow
 
@@ -115,7 +116,7 @@ class UploadBatcher:
                         early = {id(item): item.early for item in batch}
                     done = await self._commit(batch, early)
                 except BaseException as exc:
-                    if early:
+                    if early and rolled_back(exc):
                         await self._discard([r for r in early.values() if isinstance(r, StoredBlob)])
                     for item in batch:
                         if not item.answer.done():

@@ -19,6 +19,7 @@ from .sql.repos import DuplicateReleaseFile, NewReleaseFile, ReadTx, ReleaseGone
 __all__ = [
     "Catalog",
     "CatalogUnavailable",
+    "CommitUncertain",
     "DuplicateReleaseFile",
     "NewReleaseFile",
     "ReadTx",
@@ -32,6 +33,17 @@ __all__ = [
 
 class CatalogUnavailable(RuntimeError):
     """The configured catalog cannot be used (unreachable, refused, newer); one line says why."""
+
+
+class CommitUncertain(RuntimeError):
+    """The connection failed during COMMIT: the transaction may or may not have committed."""
+
+
+def rolled_back(exc: BaseException) -> bool:
+    """Whether a write that raised `exc` surely left nothing committed. A cancelled write may
+    still commit (its COMMIT is shielded), and so may one whose connection failed during
+    COMMIT; what such a write named must be kept (the collector finds what no row names)."""
+    return isinstance(exc, Exception) and not isinstance(exc, CommitUncertain)
 
 
 class Catalog(Protocol):

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import asyncpg
 
 from ...models import CatalogCheck
-from ..catalog import CatalogUnavailable
+from ..catalog import CatalogUnavailable, CommitUncertain
 from .dialect import Dialect, Params, ReferenceGone, Row, UniqueViolation, UnstorableText
 from .postgres_schema import MIGRATIONS
 from .repos import ReadTx, WriteTx, check_rows
@@ -262,6 +262,8 @@ class PostgresCatalog:
             await asyncio.shield(transaction.commit())
         except asyncpg.PostgresError as exc:
             _translate(exc)
+        except (OSError, asyncpg.InterfaceError) as exc:
+            raise CommitUncertain(f"the PostgreSQL connection failed during COMMIT: {exc}") from exc
         await tx.run_after_commit()
 
     async def check(self) -> CatalogCheck:

@@ -58,7 +58,9 @@ class BlobRows:
         the same bytes first, or the same bytes came twice): nothing will ever name those
         objects, and the caller deletes them."""
         winners: dict[str, str | None] = {}
-        distinct = list({b.sha1: b for b in reversed(blobs)}.values())
+        # In sha1 order: two transactions upserting overlapping sets lock the rows in one
+        # order, so they queue instead of deadlocking (PostgreSQL).
+        distinct = sorted({b.sha1: b for b in reversed(blobs)}.values(), key=lambda b: b.sha1)
         now = ts(utcnow())
         for start in range(0, len(distinct), _ADD_BATCH):
             batch = distinct[start : start + _ADD_BATCH]

@@ -22,7 +22,8 @@ class Chunks:
         await self.db.run_many(
             "INSERT INTO chunk_owners (organization_id, sha1, date_created) VALUES (:org, :sha1, :now)"
             " ON CONFLICT DO NOTHING",
-            [{"org": organization_id, "sha1": b.sha1, "now": now} for b in blobs],
+            # In sha1 order, as Blobs.add: concurrent owners of overlapping chunks queue, never deadlock.
+            [{"org": organization_id, "sha1": sha1, "now": now} for sha1 in sorted({b.sha1 for b in blobs})],
         )
 
     async def owned(self, organization_id: int, sha1s: Iterable[str]) -> set[str]:
