@@ -154,6 +154,20 @@ class TestQuery:
             resp = await client.get(f"{ORG}/releases/?query={query}", headers=bearer())
             await assert_api_error(resp, 400, {"detail": detail})
 
+    async def test_numbers_and_dates_no_column_holds_are_a_400_or_nothing_never_a_5xx(self, client: Client) -> None:
+        await create_release(client, "app@1.0.0+7")
+        huge = "9" * 5000  # more digits than int() takes
+        for params in (
+            f"query=release.version:>{huge}",
+            "query=release.created:>0001-01-01T00:00:00%2B01:00",
+            f"statsPeriod={huge}d",
+            "start=0001-01-01T00:00:00%2B01:00&end=2020-01-01T00:00:00Z",
+        ):
+            resp = await client.get(f"{ORG}/releases/?{params}", headers=bearer())
+            assert resp.status == 400, (params, await resp.text())
+        # A build too long for a 64-bit number is a build code: it matches nothing.
+        assert await versions(client, f"query=release.build:>{huge[:30]}") == []
+
 
 class TestSort:
     async def test_sort_semver_orders_by_version_then_non_semver_last(

@@ -172,6 +172,13 @@ DATETIME_FORMAT_ERROR = (
 DATETIME_OUT_OF_RANGE = "Datetime value out of range."
 
 
+def utc_datetime(text: str) -> datetime:
+    """An ISO 8601 date in UTC, naive ones taken as UTC (Sentry's TIME_ZONE); ValueError when it
+    is not one, OverflowError when it has no UTC twin in Python's range (0001-01-01T00:00+01:00)."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def datetime_field(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> datetime | None:
     """An optional DRF DateTimeField; naive values are UTC (Sentry's TIME_ZONE)."""
     value = data.get(key)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ..errors import BadRequest
+from .fields import utc_datetime
 
 # STATS_PERIODS (snuba/sessions.py), in its order: the error text lists them so.
 STATS_PERIODS = ("1h", "24h", "1d", "48h", "2d", "7d", "14d", "30d", "90d")
@@ -56,17 +57,16 @@ def _stats_period(value: str, now: datetime) -> datetime:
         raise BadRequest(f"Invalid date range: Invalid statsPeriod: {value!r}")
     try:
         return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    except OverflowError:
+    except (OverflowError, ValueError):  # ValueError: more digits than int() takes
         raise BadRequest(f"Invalid date range: Invalid statsPeriod: {value!r}") from None
 
 
 def _datetime(value: str) -> datetime:
     """parse_datetime_string (search/utils.py): ISO 8601, naive ones in UTC."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return utc_datetime(value)
+    except (ValueError, OverflowError):
         raise BadRequest(f"Invalid date range: {value} is not a valid ISO8601 date query") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def date_range(get: dict[str, str], now: datetime | None = None) -> tuple[datetime | None, datetime | None]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from ..models import ReleaseCondition
-from .semver import MAX_BIGINT, OPERATOR_TO_DJANGO, InvalidSearchQuery, negation, parse_semver
+from .fields import utc_datetime
+from .semver import MAX_BIGINT, MAX_BIGINT_DIGITS, OPERATOR_TO_DJANGO, InvalidSearchQuery, negation, parse_semver
 
 RELEASE_ALIAS = "release"
 SEMVER_ALIAS = "release.version"
@@ -165,7 +165,7 @@ def _build_condition(f: SearchFilter) -> ReleaseCondition:
     if operator not in OPERATOR_TO_DJANGO:
         raise InvalidSearchQuery("Invalid operation 'IN' for semantic version filter.")
     build = _text(f.value)
-    if build.isdecimal() and build.isascii() and int(build) <= MAX_BIGINT:
+    if build.isdecimal() and build.isascii() and len(build) <= MAX_BIGINT_DIGITS and int(build) <= MAX_BIGINT:
         return ReleaseCondition("build_number", OPERATOR_TO_DJANGO[operator], number=int(build), negated=negated)
     if not build or build.endswith("*"):
         return ReleaseCondition("build_code", "prefix", values=(build[:-1],), negated=negated)
@@ -175,17 +175,15 @@ def _build_condition(f: SearchFilter) -> ReleaseCondition:
 def _created_condition(f: SearchFilter) -> ReleaseCondition:
     text = _text(f.value)
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        when = utc_datetime(text)
+    except (ValueError, OverflowError):
         raise InvalidSearchQuery(
             f"{f.key}: Invalid date: {text}. Expected ISO 8601-like (e.g. 2024-01-31T00:00:00)."
         ) from None
     operator, negated = negation(f.operator)
     if operator not in OPERATOR_TO_DJANGO:
         raise InvalidSearchQuery(f"Invalid operation for {f.key}.")
-    return ReleaseCondition(
-        "created", OPERATOR_TO_DJANGO[operator], when=when if when.tzinfo else when.replace(tzinfo=UTC), negated=negated
-    )
+    return ReleaseCondition("created", OPERATOR_TO_DJANGO[operator], when=when, negated=negated)
 
 
 def _stage_condition(f: SearchFilter) -> ReleaseCondition | None:

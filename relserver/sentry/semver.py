@@ -22,6 +22,8 @@ _HASH_LENGTHS = frozenset((12, 16, 20, 32, 40, 64))
 
 # validate_bigint (utils/db.py): the semver columns are 64-bit.
 MAX_BIGINT = 2**63 - 1
+# Its digits: a longer decimal is over it, told without int(), which refuses over 4 300 digits.
+MAX_BIGINT_DIGITS = len(str(MAX_BIGINT))
 
 # SEMVER_FAKE_PACKAGE (search/events/constants.py): what parse_semver puts before a bare version.
 SEMVER_FAKE_PACKAGE = "__sentry_fake__"
@@ -60,7 +62,10 @@ def parse_version(version: str) -> tuple[str | None, re.Match[str] | None]:
 
 
 def _number(text: str | None) -> int:
-    return int(text) if text is not None else 0
+    """A version part's value; one longer than MAX_BIGINT_DIGITS counts as MAX_BIGINT + 1."""
+    if text is None:
+        return 0
+    return MAX_BIGINT + 1 if len(text) > MAX_BIGINT_DIGITS else int(text)
 
 
 def semver_columns(version: str) -> SemverColumns:
@@ -136,7 +141,7 @@ def parse_semver(value: str, operator: str) -> SemverFilter:
         for part in version.split(".", 3):
             if part in SEMVER_WILDCARDS:
                 break
-            if not part.isdecimal() or not part.isascii() or int(part) > MAX_BIGINT:
+            if not part.isdecimal() or not part.isascii() or _number(part) > MAX_BIGINT:
                 raise InvalidSearchQuery(INVALID_SEMVER_MESSAGE)
             numbers.append(int(part))
     real_package = package if package and package != SEMVER_FAKE_PACKAGE else None
