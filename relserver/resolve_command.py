@@ -52,7 +52,7 @@ def _request(args: argparse.Namespace) -> service.ResolveRequest:
     if args.event:
         try:
             raw = json.loads(_read(args.event))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise service.ResolveInputError(f"--event is not JSON: {exc}") from None
         event = service.parse_event(raw)
         return service.ResolveRequest(event.frames, args.release or event.release, args.dist or event.dist)

@@ -151,8 +151,11 @@ def test_the_command_refuses_unusable_input_with_exit_2_in_one_line(
     server: RelServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server.create_release("1.0")
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000)  # past Python's recursion limit
     for args, message in (
         (["--org", "acme", "--project", "web", "nope"], "not a frame: 'nope'"),
+        (["--org", "acme", "--project", "web", "--event", str(nested)], "--event is not JSON"),
         (["--org", "acme", "--project", "web"], "give frames"),
         (["--org", "acme", "--project", "ios", "app:///a.js:1:1"], "no project acme/ios"),
         (["--org", "acme", "--project", "web", "--event", str(tmp_path / "missing.json")], "missing.json"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from .bundle_helpers import make_bundle, upload_bundle
-from .conftest import Client, bearer, create_release, upload
+from .conftest import ADMIN_TOKEN, Client, bearer, create_release, upload
 from .resolve_helpers import DIST, stack
 from .server_process import running_server
 from .test_ui_security import SAME_ORIGIN, page, sign_in
@@ -26,6 +26,29 @@ async def upload_esbuild(client: Client) -> None:
 
 
 class TestResolvePage:
+    async def test_pasted_json_too_deep_or_with_a_lone_surrogate_is_a_400_saying_so(self, client: Client) -> None:
+        await upload_esbuild(client)
+        await sign_in(client)
+        for pasted, said in (
+            ("[" * 100_000, "no frames found"),  # past the recursion limit: read as a stack trace
+            ('{"frames": [{"abs_path": "http://x/a\\ud800.js", "lineno": 1}]}', "Surrogate characters are not allowed"),
+        ):
+            resp = await client.post(RESOLVE, data={"input": pasted, "release": "1.0"}, headers=SAME_ORIGIN)
+            text = await resp.text()
+            # The page again with the form, saying what was wrong (a 400, as the API's).
+            assert resp.status == 400, (said, text[text.find("<main") :][:600])
+            assert 'class="error"' in text and said in text, said
+
+    async def test_a_sign_in_next_page_with_a_line_break_goes_to_the_overview(self, client: Client) -> None:
+        resp = await client.post(
+            "/ui/login/",
+            data={"token": ADMIN_TOKEN, "next": "/ui/x\r\nSet-Cookie: a=b"},
+            headers=SAME_ORIGIN,
+            allow_redirects=False,
+        )
+        assert resp.status == 303, await resp.text()
+        assert resp.headers["Location"] == "/ui/"
+
     async def test_a_pasted_stack_trace_shows_each_frames_trail_and_original_position(self, client: Client) -> None:
         await upload_esbuild(client)
         await sign_in(client)

@@ -18,7 +18,8 @@ OVERVIEW_CALLS = 10
 
 def _next_page(raw: str | None) -> str:
     """Where to go after signing in: a path of this UI only (never another site, never `//`)."""
-    if raw and raw.startswith("/ui/") and not raw.startswith("//") and "\\" not in raw:
+    # No line breaks either: aiohttp refuses them in the Location header.
+    if raw and raw.startswith("/ui/") and not raw.startswith("//") and not any(c in raw for c in "\\\r\n"):
         return raw
     return url()
 

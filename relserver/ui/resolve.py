@@ -37,8 +37,12 @@ def request_body(text: str, release: str, dist: str) -> dict[str, Any]:
     if stripped[:1] in ("{", "["):
         try:
             parsed = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's recursion limit
             parsed = None
+        code_point = sentry.first_surrogate(parsed)
+        if code_point is not None:
+            # As the API's body parsing refuses it (api/common.read_data): nothing can store it.
+            raise resolve_service.ResolveInputError(sentry.surrogate_error(code_point))
         if isinstance(parsed, dict):
             body["event"] = parsed
             return body
