@@ -19,6 +19,7 @@ frame says so.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -195,7 +196,8 @@ async def _resolve_frame(lookup: RequestLookup, result: FrameResult, callsite: s
     if embedded:
         assert reference is not None
         try:
-            data = sm.decode_data_url(reference)
+            # Decoding and hashing an embedded map (megabytes of base64) off the loop.
+            data, digest = await asyncio.to_thread(_decoded_with_sha1, reference)
         except sm.DataUrlError as exc:
             result.error = MALFORMED_SOURCEMAP
             result.step("source map", False, f"the embedded map cannot be decoded: {exc}")
@@ -203,7 +205,7 @@ async def _resolve_frame(lookup: RequestLookup, result: FrameResult, callsite: s
         sourcemap = File(
             Artifact("embedded", "", "data:", "sourceMappingURL"),
             minified.resolved_with,
-            hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+            digest,
             {},
             len(data),
             data=data,
@@ -315,3 +317,9 @@ async def resolve(
         # The callsite name passes only from a resolved frame to the next (symbolication.rs).
         callsite = await _resolve_frame(lookup, result, callsite)
     return ResolveResult(lookup.release, lookup.dist, results)
+
+
+def _decoded_with_sha1(reference: str) -> tuple[bytes, str]:
+    """Blocking: an embedded map's bytes and their sha1 (its cache key)."""
+    data = sm.decode_data_url(reference)
+    return data, hashlib.sha1(data, usedforsecurity=False).hexdigest()

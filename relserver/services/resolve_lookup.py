@@ -54,6 +54,16 @@ class Minified:
     debug_id: str | None
 
 
+def _read_minified(data: bytes, headers: dict[str, str], kind: str) -> Minified:
+    """Blocking: what resolve keeps of a minified file (its map reference, line lengths in
+    UTF-16 units, ignored comments, a release file's own debug id)."""
+    text = data.decode("utf-8", "replace")
+    reference, origin = sm.sourcemap_reference(headers, text)
+    own_id = sm.discover_debug_id(text) if kind == "release_file" else None
+    lengths = [utf16_length(line.rstrip("\r")) for line in text.split("\n")]
+    return Minified(lengths, reference, origin, sm.ignored_sourcemap_comments(text), own_id)
+
+
 def _read_bytes(store: BlobStore, blob_name: str, at: ZipRange | None, size: int) -> bytes:
     """Blocking: the whole content of a blob, or of a member at `at` inside a bundle's zip."""
     if at is None:
@@ -157,11 +167,9 @@ class RequestLookup:
             if isinstance(kept, Minified):
                 self.minified[f.sha1] = kept
                 return kept
-            text = (await self.contents(f)).decode("utf-8", "replace")
-            reference, origin = sm.sourcemap_reference(f.headers, text)
-            own_id = sm.discover_debug_id(text) if f.artifact.kind == "release_file" else None
-            lengths = [utf16_length(line.rstrip("\r")) for line in text.split("\n")]
-            self.minified[f.sha1] = Minified(lengths, reference, origin, sm.ignored_sourcemap_comments(text), own_id)
+            data = await self.contents(f)
+            # A pass over the whole file (megabytes for a bundle): in a thread, off the loop.
+            self.minified[f.sha1] = await asyncio.to_thread(_read_minified, data, f.headers, f.artifact.kind)
         return self.minified[f.sha1]
 
     async def _from_bundles(
