@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from urllib.parse import quote
 
 from aiohttp import web
@@ -71,10 +69,9 @@ async def download_bundle_file(request: web.Request) -> web.StreamResponse:
     if not may_download(request[token_key], organization_scope=False):
         raise APIError({"error": "You don't have the permissions to download this file"}, status=403)
     raw_id = request.match_info["file_id"]
-    try:
-        path = base64.urlsafe_b64decode(raw_id.encode("ascii")).decode("utf-8")
-    except (ValueError, UnicodeError, binascii.Error):
-        raise BadRequest({"error": f"The file_id {raw_id} is invalid"}) from None
+    path = sentry.decode_bundle_file_id(raw_id)
+    if path is None:
+        raise BadRequest({"error": f"The file_id {raw_id} is invalid"})
     bundle = await services.bound_bundle(backend(request), org, project, request.match_info["bundle_id"])
     return stored_file_response(request, await services.bundle_member(backend(request), bundle, path))
 

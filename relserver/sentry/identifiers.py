@@ -68,6 +68,20 @@ def encode_archive_entry_id(dist: str | None, url: str) -> str:
     return base64.urlsafe_b64encode(f"{dist or ''}_{url}".encode()).decode("ascii")
 
 
+def encode_bundle_file_id(path: str) -> str:
+    """An artifact bundle member's id: URL-safe base64 of its path inside the zip
+    (ArtifactBundleFilesSerializer)."""
+    return base64.urlsafe_b64encode(path.encode()).decode("ascii")
+
+
+def decode_bundle_file_id(raw: str) -> str | None:
+    """The zip path a bundle member's id names, or None when it does not decode."""
+    try:
+        return base64.urlsafe_b64decode(raw.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError):  # binascii.Error is a ValueError
+        return None
+
+
 # Row ids are SQL's signed 64-bit integers (Sentry's BoundedBigAutoField has the same bound).
 MAX_DATABASE_ID = 2**63 - 1
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +21,7 @@ from ..models import (
     Repository,
 )
 from .fields import is_valid_version
-from .identifiers import encode_archive_entry_id
+from .identifiers import encode_archive_entry_id, encode_bundle_file_id
 from .semver import SEMVER, build_hash
 
 
@@ -238,7 +237,7 @@ def bundle_file_json(entry: BundleFile) -> dict[str, Any]:
     """ArtifactBundleFilesSerializer: ids are URL-safe base64 of the path inside the zip."""
     sourcemap = next((v for k, v in entry.headers.items() if k.lower() == "sourcemap"), None)
     return {
-        "id": base64.urlsafe_b64encode(entry.path.encode()).decode("ascii"),
+        "id": encode_bundle_file_id(entry.path),
         "fileType": file_type_code(entry.file_type),
         "filePath": entry.url,
         "fileSize": entry.size,

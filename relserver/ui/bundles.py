@@ -3,8 +3,6 @@ a debug id or bundle id in the search box lands on the file or bundle itself."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from urllib.parse import quote
 
 from aiohttp import web
@@ -15,7 +13,7 @@ from ..errors import APIError, NotFound
 from ..models import ArtifactBundle, BundleFile
 from ..sentry.sourcemaps import normalize_debug_id
 from ..services import browse
-from .common import DELETE_SCOPES, backend, page_links, project_scope, render, require, see_other, token, url
+from .common import backend, may_delete, page_links, project_scope, render, require, see_other, token, url
 from .downloads import download_response
 
 # Members shown when a debug id is found in more than one (re-uploads of the same build).
@@ -29,8 +27,8 @@ FILE_TYPES = {
 
 
 def member_id(member: BundleFile) -> str:
-    """The API's id of a member: URL-safe base64 of its path (ArtifactBundleFilesSerializer)."""
-    return base64.urlsafe_b64encode(member.path.encode()).decode("ascii")
+    """The API's id of a member."""
+    return sentry.encode_bundle_file_id(member.path)
 
 
 def sourcemap_reference(member: BundleFile) -> str | None:
@@ -113,10 +111,9 @@ async def _bundle(request: web.Request) -> ArtifactBundle:
 async def _member(request: web.Request) -> tuple[ArtifactBundle, BundleFile]:
     found = await _bundle(request)
     raw_id = request.match_info["file_id"]
-    try:
-        path = base64.urlsafe_b64decode(raw_id.encode("ascii")).decode("utf-8")
-    except (ValueError, UnicodeError, binascii.Error):
-        raise NotFound({"detail": "No such file in this bundle."}) from None
+    path = sentry.decode_bundle_file_id(raw_id)
+    if path is None:
+        raise NotFound({"detail": "No such file in this bundle."})
     try:
         return found, await services.bundle_member(backend(request), found, path)
     except APIError:
@@ -149,7 +146,7 @@ async def download_member(request: web.Request) -> web.StreamResponse:
 async def delete_bundle(request: web.Request) -> web.StreamResponse:
     """GET asks to confirm; POST deletes as the API does (unlink this project; the bundle goes
     when no project keeps it)."""
-    require(bool(token(request).scopes & DELETE_SCOPES))
+    require(may_delete(token(request)))
     org, project = await project_scope(request)
     found = await _bundle(request)
     if request.method == "GET":

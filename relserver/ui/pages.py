@@ -8,7 +8,7 @@ from .. import sentry
 from ..keys import activity_key, signin_codes_key
 from ..services import browse, sessions
 from .common import VIEW_SCOPES, backend, may_administer, page_links, public, render, require, see_other, token, url
-from .security import clear_session_cookie, set_session_cookie
+from .security import SESSION_COOKIE, clear_session_cookie, set_session_cookie
 
 # Seconds between reloads of the activity page in its live mode (a meta refresh: no script).
 ACTIVITY_REFRESH_SECONDS = 3
@@ -70,7 +70,7 @@ async def signin_with_code(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    secret = request.cookies.get("relserver_session", "")
+    secret = request.cookies.get(SESSION_COOKIE, "")
     await sessions.sign_out(backend(request), secret)
     response = see_other(url("login"))
     clear_session_cookie(request, response)

@@ -10,8 +10,8 @@ from .. import sentry, services
 from ..models import BundleFile, Organization, Project, Release, ReleaseCondition, ReleaseFile
 from ..services import browse
 from .common import (
-    DELETE_SCOPES,
     backend,
+    may_delete,
     page_links,
     project_scope,
     release_scope,
@@ -119,7 +119,7 @@ async def download_release_file(request: web.Request) -> web.StreamResponse:
 
 async def delete_release_file(request: web.Request) -> web.StreamResponse:
     """GET asks to confirm; POST deletes (the API's DELETE, with its scopes)."""
-    require(bool(token(request).scopes & DELETE_SCOPES))
+    require(may_delete(token(request)))
     org, project, rel = await release_scope(request)
     raw_id = request.match_info["file_id"]
     item = await services.get_any_release_file(backend(request), org, rel, raw_id)
