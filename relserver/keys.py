@@ -8,6 +8,7 @@ from .config import Config
 from .models import Token
 from .services.assembly import Assembler
 from .services.context import Backend
+from .services.scope import PrefetchedScope
 from .services.sessions import Session, SignInCodes
 from .storage.blobs import BlobStore
 from .storage.catalog import Catalog
@@ -22,6 +23,8 @@ assembler_key = web.AppKey("assembler", Assembler)
 
 # The authenticated token of the request, set by the auth middleware on API routes.
 token_key = web.RequestKey("token", Token)
+# On a release's paths, the objects they name, read by the auth middleware with the token.
+release_scope_key = web.RequestKey("release_scope", PrefetchedScope)
 
 # The web UI: the API calls this process answered (its live feed), the one-time sign-in codes
 # the banner's link carries, and the session a UI request was signed in with.

@@ -52,6 +52,17 @@ class ZipRange:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseScope:
+    """The objects a release's path names: organization, project (on project routes, else
+    None), release, and whether the release is linked to that project."""
+
+    organization: Organization
+    project: Project | None
+    release: Release
+    linked: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseFile:
     """A release file. Its content is `sha1`/`size`; its bytes are the blob `blob_sha1`: its
     own, or, for a file a release bundle brought, that bundle's zip at `zip_range` (D9)."""

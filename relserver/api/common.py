@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .. import sentry, services
 from ..errors import BadRequest, UnsupportedMediaType
-from ..keys import backend_key, config_key, token_key
+from ..keys import backend_key, config_key, release_scope_key, token_key
 from ..models import Organization, Project, Release
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -128,6 +128,7 @@ async def release_in_scope(request: web.Request) -> tuple[Organization, Release]
         request.match_info["org"],
         request.match_info.get("project"),
         request.match_info["version"],
+        request.get(release_scope_key),
     )
     if found is not None:
         return found

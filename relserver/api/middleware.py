@@ -21,7 +21,7 @@ from ..errors import (
     UnsupportedMediaType,
     is_disk_full,
 )
-from ..keys import catalog_key, token_key
+from ..keys import catalog_key, release_scope_key, token_key
 from ..models import Token
 from ..storage.blobs import BlobStoreUnavailable
 from ..storage.catalog import UnstorableText
@@ -106,7 +106,15 @@ async def authenticate(request: web.Request) -> Token | None:
     raw = auth.bearer_token(header)
     if raw is None:
         return None
-    token = await services.token_for(request.app[catalog_key], raw)
+    match = request.match_info
+    if "org" in match and "version" in match:
+        # A release's path: its objects come in the token's query (`release_in_scope`).
+        token, scope = await services.token_and_release_scope(
+            request.app[catalog_key], raw, match["org"], match.get("project"), match["version"]
+        )
+        request[release_scope_key] = scope
+    else:
+        token = await services.token_for(request.app[catalog_key], raw)
     if token is None or token.revoked:
         raise auth.invalid_token_error(raw)
     return token

@@ -72,6 +72,7 @@ from .releases import (
 )
 from .scope import (
     INVALID_PROJECTS,
+    PrefetchedScope,
     find_organization,
     find_project,
     find_release_scope,
@@ -88,6 +89,7 @@ from .tokens import (
     create_token,
     list_tokens,
     revoke_token,
+    token_and_release_scope,
     token_for,
     write_secret_file,
 )
@@ -102,6 +104,7 @@ __all__ = [
     "DataDirCheck",
     "LookupDownload",
     "Neighbours",
+    "PrefetchedScope",
     "ReleaseFields",
     "ReleaseFilter",
     "add_deploy",
@@ -151,6 +154,7 @@ __all__ = [
     "save_artifact_bundle",
     "store_chunks",
     "sweep_leftovers",
+    "token_and_release_scope",
     "token_for",
     "update_release",
     "upload_release_file",

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .. import sentry
 from ..auth import check_organization
 from ..errors import BadRequest, NotFound, PermissionDenied
-from ..models import Organization, Project, Release, Token
+from ..models import Organization, Project, Release, ReleaseScope, Token
 from .context import Backend
 
 log = logging.getLogger(__name__)
@@ -78,19 +79,34 @@ async def provision(
     return org, projects
 
 
+@dataclass(frozen=True, slots=True)
+class PrefetchedScope:
+    """A release's path objects read with the request's token (`tokens.token_and_release_scope`);
+    `found` is None when any of them does not exist."""
+
+    found: ReleaseScope | None
+
+
 async def find_release_scope(
-    backend: Backend, token: Token, org_ref: str, project_ref: str | None, version: str
+    backend: Backend,
+    token: Token,
+    org_ref: str,
+    project_ref: str | None,
+    version: str,
+    prefetched: PrefetchedScope | None = None,
 ) -> tuple[Organization, Release] | None:
     """The common case in one query: everything exists. None sends callers the long way."""
-    async with backend.catalog.read() as tx:
-        found = await tx.releases.scope(org_ref, project_ref, version)
+    if prefetched is not None:
+        found = prefetched.found
+    else:
+        async with backend.catalog.read() as tx:
+            found = await tx.releases.scope(org_ref, project_ref, version)
     if found is None:
         return None
-    org, project, release, linked = found
-    check_organization(token, org.slug)
-    if project is not None and not linked:
+    check_organization(token, found.organization.slug)
+    if found.project is not None and not found.linked:
         raise NotFound()
-    return org, release
+    return found.organization, found.release
 
 
 async def resolve_project(backend: Backend, org: Organization, ref: str) -> Project:

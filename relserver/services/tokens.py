@@ -11,6 +11,7 @@ from .. import auth
 from ..config import Config
 from ..models import Token
 from ..storage.catalog import Catalog
+from .scope import PrefetchedScope
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,16 @@ async def token_for(catalog: Catalog, raw: str) -> Token | None:
     """The stored token a bearer token names (found by its hash), revoked or not."""
     async with catalog.read() as tx:
         return await tx.tokens.get(auth.hash_token(raw))
+
+
+async def token_and_release_scope(
+    catalog: Catalog, raw: str, org_ref: str, project_ref: str | None, version: str
+) -> tuple[Token | None, PrefetchedScope]:
+    """`token_for` and the release scope a release's path names, in one query, for
+    `find_release_scope` to use once the token has passed its checks."""
+    async with catalog.read() as tx:
+        token, found = await tx.releases.scope_with_token(auth.hash_token(raw), org_ref, project_ref, version)
+    return token, PrefetchedScope(found)
 
 
 async def list_tokens(catalog: Catalog, organization: str | None = None) -> list[Token]:

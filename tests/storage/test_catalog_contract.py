@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from relserver.models import NewBundleFile, Organization, Project, Release, StoredBlob, ZipRange
+from relserver.models import NewBundleFile, Organization, Project, Release, ReleaseScope, StoredBlob, ZipRange
 from relserver.sentry import release_file_ident
 from relserver.storage.catalog import Catalog, DuplicateReleaseFile, NewReleaseFile, ReleaseGone, WriteTx
 from relserver.storage.sql.dialect import ts, utcnow
@@ -228,9 +228,40 @@ class TestOrganizationsAndReleases:
             assert not await tx.releases.link(release.id, [project.id])
         async with catalog.read() as tx:
             found = await tx.releases.scope("acme", "web", "1.0")
-            assert found == (org, project, release, True)
+            assert found == ReleaseScope(org, project, release, True)
             assert await tx.releases.scope("acme", "nope", "1.0") is None
             assert await tx.releases.scope("acme", None, "2.0") is None
+
+    async def test_the_token_and_the_release_scope_of_one_query_are_each_what_their_own_query_gives(
+        self, catalog: Catalog
+    ) -> None:
+        org, project, release = await seed(catalog)
+        async with catalog.write() as tx:
+            token = await tx.tokens.insert(
+                token_hash="h" * 64,
+                label="t",
+                scopes=["project:releases"],
+                organization=None,
+                kind="user",
+                last_characters="hhhh",
+            )
+            (unlinked,) = await tx.projects.ensure(org.id, ["api"])
+        cases = [
+            ("acme", "web", "1.0"),
+            ("acme", "api", "1.0"),  # a project the release is not linked to
+            (str(org.id), str(project.id), "1.0"),
+            ("acme", None, "1.0"),
+            ("acme", "nope", "1.0"),
+            ("acme", None, "2.0"),
+            ("nope", None, "1.0"),
+            ("9" * 30, None, "1.0"),  # digits no key holds: no query at all for the scope
+        ]
+        async with catalog.read() as tx:
+            for org_ref, project_ref, version in cases:
+                alone = await tx.releases.scope(org_ref, project_ref, version)
+                assert await tx.releases.scope_with_token("h" * 64, org_ref, project_ref, version) == (token, alone)
+                assert await tx.releases.scope_with_token("x" * 64, org_ref, project_ref, version) == (None, None)
+            assert (await tx.releases.scope("acme", "api", "1.0")) == ReleaseScope(org, unlinked, release, False)
 
     async def test_the_version_filter_is_a_literal_substring(self, catalog: Catalog) -> None:
         org, _, _ = await seed(catalog, "1.0")

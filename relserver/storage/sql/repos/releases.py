@@ -6,11 +6,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from ....models import Deploy, Organization, Project, Release, ReleaseCondition, SemverColumns
+from ....models import Deploy, Release, ReleaseCondition, ReleaseScope, SemverColumns, Token
 from ..dialect import Db, Row, columns, dt, dt_required, ts, utcnow
 from .commits import like_pattern
 from .orgs import ORGANIZATION_COLUMNS, PROJECT_COLUMNS, organization_from, project_from, ref_lookup
 from .release_conditions import PRERELEASE_CASE, condition_sql
+from .tokens import TOKEN_COLUMNS, Tokens, token_from
 
 RELEASE_COLUMNS = (
     "id",
@@ -26,6 +27,34 @@ RELEASE_COLUMNS = (
     "last_commit_id",
 )
 _RELEASE = f"SELECT {columns('r', RELEASE_COLUMNS)} FROM releases r"
+
+
+def _scope_query(org_ref: str, project_ref: str | None, version: str) -> tuple[str, dict[str, Any]] | None:
+    """The select of `Releases.scope`; None when a ref cannot name anything."""
+    org_lookup = ref_lookup(org_ref)
+    project_lookup = ref_lookup(project_ref) if project_ref is not None else ("id", None)
+    if org_lookup is None or project_lookup is None:
+        return None
+    (org_column, org_value), (project_column, project_value) = org_lookup, project_lookup
+    sql = (
+        f"SELECT {columns('o', ORGANIZATION_COLUMNS, 'o_')}, {columns('p', PROJECT_COLUMNS, 'p_')},"
+        f" {columns('r', RELEASE_COLUMNS, 'r_')},"
+        " EXISTS (SELECT 1 FROM release_projects rp WHERE rp.release_id = r.id AND rp.project_id = p.id)"
+        " AS linked"
+        " FROM organizations o JOIN releases r ON r.organization_id = o.id AND r.version = :version"
+        f" LEFT JOIN projects p ON p.organization_id = o.id AND p.{project_column} = :project"
+        f" WHERE o.{org_column} = :org"
+    )
+    return sql, {"version": version, "project": project_value, "org": org_value}
+
+
+def _scope_from(row: Row | None, project_ref: str | None) -> ReleaseScope | None:
+    if row is None:
+        return None
+    project = project_from(row, "p_") if row["p_id"] is not None else None
+    if project_ref is not None and project is None:
+        return None
+    return ReleaseScope(organization_from(row, "o_"), project, release_from(row, "r_"), bool(row["linked"]))
 
 
 class ReleaseGone(Exception):
@@ -65,32 +94,33 @@ class Releases:
         row = await self.db.row(f"{_RELEASE} WHERE r.id = :id", {"id": release_id})
         return release_from(row) if row else None
 
-    async def scope(
-        self, org_ref: str, project_ref: str | None, version: str
-    ) -> tuple[Organization, Project | None, Release, bool] | None:
+    async def scope(self, org_ref: str, project_ref: str | None, version: str) -> ReleaseScope | None:
         """Organization, project, release and whether they are linked, in one query; None
         when any of them does not exist."""
-        org_lookup = ref_lookup(org_ref)
-        project_lookup = ref_lookup(project_ref) if project_ref is not None else ("id", None)
-        if org_lookup is None or project_lookup is None:
+        query = _scope_query(org_ref, project_ref, version)
+        if query is None:
             return None
-        (org_column, org_value), (project_column, project_value) = org_lookup, project_lookup
+        sql, params = query
+        return _scope_from(await self.db.row(sql, params), project_ref)
+
+    async def scope_with_token(
+        self, token_hash: str, org_ref: str, project_ref: str | None, version: str
+    ) -> tuple[Token | None, ReleaseScope | None]:
+        """The token a hash names and `scope(…)`, in one round trip: requests on a release's
+        paths (an upload above all) need both, and each round trip costs about as much of
+        this process's CPU as a small upload's own work on PostgreSQL."""
+        query = _scope_query(org_ref, project_ref, version)
+        if query is None:
+            return await Tokens(self.db).get(token_hash), None
+        sql, params = query
         row = await self.db.row(
-            f"SELECT {columns('o', ORGANIZATION_COLUMNS, 'o_')}, {columns('p', PROJECT_COLUMNS, 'p_')},"
-            f" {columns('r', RELEASE_COLUMNS, 'r_')},"
-            " EXISTS (SELECT 1 FROM release_projects rp WHERE rp.release_id = r.id AND rp.project_id = p.id)"
-            " AS linked"
-            " FROM organizations o JOIN releases r ON r.organization_id = o.id AND r.version = :version"
-            f" LEFT JOIN projects p ON p.organization_id = o.id AND p.{project_column} = :project"
-            f" WHERE o.{org_column} = :org",
-            {"version": version, "project": project_value, "org": org_value},
+            f"SELECT {columns('t', TOKEN_COLUMNS, 't_')}, s.* FROM tokens t LEFT JOIN ({sql}) s ON TRUE"
+            " WHERE t.token_hash = :hash",
+            {**params, "hash": token_hash},
         )
         if row is None:
-            return None
-        project = project_from(row, "p_") if row["p_id"] is not None else None
-        if project_ref is not None and project is None:
-            return None
-        return organization_from(row, "o_"), project, release_from(row, "r_"), bool(row["linked"])
+            return None, None
+        return token_from(row, "t_"), _scope_from(row if row["o_id"] is not None else None, project_ref)
 
     async def is_linked(self, release_id: int, project_id: int) -> bool:
         row = await self.db.row(

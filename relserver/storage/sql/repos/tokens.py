@@ -5,21 +5,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ....models import Token
-from ..dialect import Db, Row, dt, dt_required, ts, utcnow
+from ..dialect import Db, Row, columns, dt, dt_required, ts, utcnow
 
-_TOKEN = "SELECT id, label, scopes, organization_slug, kind, last_characters, date_created, date_revoked FROM tokens"
+TOKEN_COLUMNS = (
+    "id",
+    "label",
+    "scopes",
+    "organization_slug",
+    "kind",
+    "last_characters",
+    "date_created",
+    "date_revoked",
+)
+_TOKEN = f"SELECT {columns('t', TOKEN_COLUMNS)} FROM tokens t"
 
 
-def token_from(row: Row) -> Token:
+def token_from(row: Row, prefix: str = "") -> Token:
     return Token(
-        id=row["id"],
-        label=row["label"],
-        scopes=frozenset(row["scopes"].split()),
-        organization=row["organization_slug"],
-        kind=row["kind"],
-        last_characters=row["last_characters"],
-        date_created=dt_required(row["date_created"]),
-        date_revoked=dt(row["date_revoked"]),
+        id=row[prefix + "id"],
+        label=row[prefix + "label"],
+        scopes=frozenset(row[prefix + "scopes"].split()),
+        organization=row[prefix + "organization_slug"],
+        kind=row[prefix + "kind"],
+        last_characters=row[prefix + "last_characters"],
+        date_created=dt_required(row[prefix + "date_created"]),
+        date_revoked=dt(row[prefix + "date_revoked"]),
     )
 
 
