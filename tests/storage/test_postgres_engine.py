@@ -145,6 +145,29 @@ async def test_writers_of_two_processes_take_turns(pg_url: str) -> None:
         await second.close()
 
 
+async def test_a_connection_given_back_holding_an_advisory_lock_is_reset_and_others_are_not(pg_url: str) -> None:
+    """The pool skips asyncpg's reset query (a round trip per release) except on a connection
+    whose unlock did not run: that one must not go back to the pool still holding the lock."""
+    catalog = PostgresCatalog(pg_url, pool_size=1)
+    await catalog.open()
+    try:
+        async with catalog.pool.acquire() as conn:
+            held = catalog._advisory_lock(conn, 0x5EED)
+            await held.__aenter__()  # taken, and left as a cancelled unlock would leave it
+            pid = conn.get_server_pid()
+        async with catalog.pool.acquire() as conn:
+            assert conn.get_server_pid() == pid  # the same connection, not a new one
+            assert not await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+            await conn.execute("SET application_name = 'kept'")
+        async with catalog.pool.acquire() as conn:
+            # An ordinary release runs no reset query (relserver sets nothing it must undo).
+            assert await conn.fetchval("SHOW application_name") == "kept"
+        async with catalog.write() as tx:
+            await tx.organizations.ensure("acme")
+    finally:
+        await catalog.close()
+
+
 class TestNulOnPostgres:
     """PostgreSQL's text cannot hold NUL, which SQLite's can: a NUL that would be stored is a
     400 in DRF's words, and a search for one finds nothing, never a 500."""
