@@ -255,6 +255,7 @@ class TestOrganizationsAndReleases:
             ("acme", None, "2.0"),
             ("nope", None, "1.0"),
             ("9" * 30, None, "1.0"),  # digits no key holds: no query at all for the scope
+            ("acme", None, "1.0\x00"),  # text PostgreSQL cannot hold: no query either
         ]
         async with catalog.read() as tx:
             for org_ref, project_ref, version in cases:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ....models import Deploy, Release, ReleaseCondition, ReleaseScope, SemverColumns, Token
-from ..dialect import Db, Row, columns, dt, dt_required, ts, utcnow
+from ..dialect import Db, Dialect, Row, columns, dt, dt_required, ts, utcnow
 from .commits import like_pattern
 from .orgs import ORGANIZATION_COLUMNS, PROJECT_COLUMNS, organization_from, project_from, ref_lookup
 from .release_conditions import PRERELEASE_CASE, condition_sql
@@ -29,8 +29,13 @@ RELEASE_COLUMNS = (
 _RELEASE = f"SELECT {columns('r', RELEASE_COLUMNS)} FROM releases r"
 
 
-def _scope_query(org_ref: str, project_ref: str | None, version: str) -> tuple[str, dict[str, Any]] | None:
-    """The select of `Releases.scope`; None when a ref cannot name anything."""
+def _scope_query(
+    dialect: Dialect, org_ref: str, project_ref: str | None, version: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The select of `Releases.scope`; None when a ref cannot name anything (PostgreSQL's
+    text cannot hold NUL, so a ref holding one names nothing there)."""
+    if not dialect.text_holds_nul and any("\x00" in ref for ref in (org_ref, project_ref or "", version)):
+        return None
     org_lookup = ref_lookup(org_ref)
     project_lookup = ref_lookup(project_ref) if project_ref is not None else ("id", None)
     if org_lookup is None or project_lookup is None:
@@ -55,6 +60,11 @@ def _scope_from(row: Row | None, project_ref: str | None) -> ReleaseScope | None
     if project_ref is not None and project is None:
         return None
     return ReleaseScope(organization_from(row, "o_"), project, release_from(row, "r_"), bool(row["linked"]))
+
+
+# How often a create reads back a release another process deleted in between before giving up:
+# each miss means a delete committed, so more than a few means something else is wrong.
+GET_OR_CREATE_ATTEMPTS = 5
 
 
 class ReleaseGone(Exception):
@@ -97,7 +107,7 @@ class Releases:
     async def scope(self, org_ref: str, project_ref: str | None, version: str) -> ReleaseScope | None:
         """Organization, project, release and whether they are linked, in one query; None
         when any of them does not exist."""
-        query = _scope_query(org_ref, project_ref, version)
+        query = _scope_query(self.db.dialect, org_ref, project_ref, version)
         if query is None:
             return None
         sql, params = query
@@ -109,7 +119,7 @@ class Releases:
         """The token a hash names and `scope(…)`, in one round trip: requests on a release's
         paths (an upload above all) need both, and each round trip costs about as much of
         this process's CPU as a small upload's own work on PostgreSQL."""
-        query = _scope_query(org_ref, project_ref, version)
+        query = _scope_query(self.db.dialect, org_ref, project_ref, version)
         if query is None:
             return await Tokens(self.db).get(token_hash), None
         sql, params = query
@@ -156,22 +166,35 @@ class Releases:
         semver: SemverColumns | None = None,
     ) -> tuple[Release, bool]:
         """The release, and True when it was created (an existing one keeps its values);
-        `semver` is what its version parses into (None: parsed later, at start-up)."""
-        created = await self.db.run(
-            "INSERT INTO releases (organization_id, version, ref, url, user_agent, date_created, date_released)"
-            " VALUES (:org, :version, :ref, :url, :user_agent, :now, :date_released) ON CONFLICT DO NOTHING",
-            {
-                "org": organization_id,
-                "version": version,
-                "ref": ref,
-                "url": url,
-                "user_agent": user_agent,
-                "now": ts(utcnow()),
-                "date_released": ts(date_released),
-            },
-        )
-        release = await self.get(organization_id, version)
-        assert release is not None
+        `semver` is what its version parses into (None: parsed later, at start-up).
+
+        The row read back is kept from deletion until the transaction ends, so links and
+        updates that follow find it. A row that the INSERT found but another process deleted
+        before the read is made anew (the create came after that delete)."""
+        params = {
+            "org": organization_id,
+            "version": version,
+            "ref": ref,
+            "url": url,
+            "user_agent": user_agent,
+            "now": ts(utcnow()),
+            "date_released": ts(date_released),
+        }
+        for _ in range(GET_OR_CREATE_ATTEMPTS):
+            created = await self.db.run(
+                "INSERT INTO releases (organization_id, version, ref, url, user_agent, date_created, date_released)"
+                " VALUES (:org, :version, :ref, :url, :user_agent, :now, :date_released) ON CONFLICT DO NOTHING",
+                params,
+            )
+            row = await self.db.row(
+                f"{_RELEASE} WHERE r.organization_id = :org AND r.version = :version{self.db.dialect.keep_referenced}",
+                {"org": organization_id, "version": version},
+            )
+            if row is not None:
+                break
+        else:
+            raise ReleaseGone(version)
+        release = release_from(row)
         if created:
             if status != "open":
                 release = await self.update(release.id, {"status": status})
