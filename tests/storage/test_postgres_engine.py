@@ -168,6 +168,50 @@ async def test_a_connection_given_back_holding_an_advisory_lock_is_reset_and_oth
         await catalog.close()
 
 
+async def test_a_release_create_racing_its_delete_on_another_process_creates_or_finds_it(pg_url: str) -> None:
+    """A create's INSERT … ON CONFLICT DO NOTHING may meet a row that another process deletes
+    before the create reads it back, and its link may meet a release deleted since: the create
+    then makes the release anew, never an assertion or a foreign-key error (a 500)."""
+    creator, deleter = PostgresCatalog(pg_url, pool_size=2), PostgresCatalog(pg_url, pool_size=2)
+    await creator.open()
+    await deleter.open()
+    try:
+        async with creator.write() as tx:
+            org = await tx.organizations.ensure("acme")
+            (project,) = await tx.projects.ensure(org.id, ["web"])
+        stop = asyncio.Event()
+
+        async def create() -> int:
+            made = 0
+            while not stop.is_set():
+                async with creator.write(serialized=False) as wtx:
+                    release, created = await wtx.releases.get_or_create(
+                        org.id, "1.0", ref=None, url=None, user_agent=None, date_released=None
+                    )
+                    await wtx.releases.link(release.id, [project.id])
+                made += created
+            return made
+
+        async def delete() -> int:
+            deleted = 0
+            for _ in range(300):
+                async with deleter.write() as wtx:
+                    release = await wtx.releases.get(org.id, "1.0")
+                    if release is not None:
+                        await wtx.releases.delete(release.id)
+                        deleted += 1
+            stop.set()
+            return deleted
+
+        creates = asyncio.gather(create(), create())
+        deleted = await delete()
+        made = sum(await creates)
+        assert deleted > 10 and made >= deleted  # the race ran, both sides often
+    finally:
+        await creator.close()
+        await deleter.close()
+
+
 class TestNulOnPostgres:
     """PostgreSQL's text cannot hold NUL, which SQLite's can: a NUL that would be stored is a
     400 in DRF's words, and a search for one finds nothing, never a 500."""

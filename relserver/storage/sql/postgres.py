@@ -60,6 +60,7 @@ POSTGRES = Dialect(
     like="ILIKE",
     text_holds_nul=False,
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    keep_referenced=" FOR KEY SHARE",
 )
 
 # `:name` outside quotes, not a `::type` cast.
