@@ -225,3 +225,31 @@ def test_a_large_blob_goes_up_and_streams_back_with_flat_memory(
     # neither grows with the blob (allocator noise aside).
     assert up[0] < PART_SIZE * PART_CONCURRENCY + 16 * MiB, up
     assert down[0] < 24 * MiB, down
+
+
+def test_a_batch_of_uploads_with_one_failing_leaves_no_object_of_the_others(
+    s3_blob_url: str, s3_settings: S3Settings, tmp_path: Path
+) -> None:
+    """A chunk POST promotes its chunks side by side: when one fails, the request fails, and
+    the objects the others wrote would be named by no row until the collector's hourly hunt."""
+    from relserver.storage.blobs.s3 import S3BlobStore
+
+    store = S3BlobStore(s3_blob_url, tmp_path / "tmp", s3_settings)
+    store.prepare()
+    items = []
+    for n in range(6):
+        staged = store.stage()
+        staged.write(b"chunk %d" % n)
+        items.append((staged, staged.finish()))
+    items[3][0].path.unlink()  # this one cannot be read: its upload fails
+    with pytest.raises(FileNotFoundError):
+        store.promote_many(items)
+    assert list(store.iter_names()) == []
+    # The same batch, whole, goes up.
+    again = []
+    for n in range(2):
+        staged = store.stage()
+        staged.write(b"chunk %d" % n)
+        again.append((staged, staged.finish()))
+    stored = store.promote_many(again)
+    assert sorted(store.iter_names()) == sorted(b.name for b in stored)

@@ -25,6 +25,7 @@ obstore sends path-style requests unless AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -163,13 +164,21 @@ class S3BlobStore:
         return dataclasses.replace(blob, key=name)
 
     def promote_many(self, items: list[tuple[StagedBlob, StoredBlob]]) -> list[StoredBlob]:
-        """Several uploads side by side; every one has ended (done or failed) on return."""
+        """Several uploads side by side; every one has ended (done or failed) on return. When
+        one fails, the objects the others wrote are deleted (best effort: the collector's
+        hunt for leftovers finds any that stay) before its error is raised."""
         if len(items) <= 1:
             return [self.promote(staged, blob) for staged, blob in items]
         with concurrent.futures.ThreadPoolExecutor(min(PROMOTE_CONCURRENCY, len(items))) as pool:
             futures = [pool.submit(self.promote, staged, blob) for staged, blob in items]
             concurrent.futures.wait(futures)
-        return [future.result() for future in futures]
+        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+        if failed is None:
+            return [future.result() for future in futures]
+        written = [f.result().name for f in futures if f.exception() is None]
+        with contextlib.suppress(BlobStoreUnavailable):
+            self.delete(written)
+        raise failed
 
     @_failing_as_unavailable
     def put_small(self, data: bytes) -> StoredBlob:
