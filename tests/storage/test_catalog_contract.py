@@ -408,6 +408,23 @@ class TestBlobReferences:
             assert await tx.blobs.collect(claimed, self.LATER) == [sha1(b"~/gone.js")]
         assert (await catalog.check()).blob_rows == {sha1(b"~/kept.js")}
 
+    async def test_thousands_of_freed_blobs_are_each_stamped_once_and_referenced_ones_never(
+        self, catalog: Catalog
+    ) -> None:
+        """More candidates than one list parameter holds on SQLite (a release delete frees
+        thousands), given twice over and in no order."""
+        org, _project, _release = await seed(catalog)
+        blobs = [StoredBlob(sha1(str(n).encode()), 1, f"{n:032x}") for n in range(1201)]
+        async with catalog.write() as tx:
+            await tx.blobs.add(blobs)
+            await tx.chunks.own(org.id, blobs[::100])  # 13 of them still referenced
+            candidates = [b.sha1 for b in reversed(blobs)] * 2
+            assert await tx.blobs.mark_unreferenced(candidates, now=self.OLD) == 1201 - 13
+            assert await tx.blobs.mark_unreferenced(candidates, now=self.OLD) == 0
+        async with catalog.write() as tx:
+            claimed = await tx.blobs.collectable(self.LATER, 2000)
+        assert sorted(claimed) == sorted(b.sha1 for n, b in enumerate(blobs) if n % 100)
+
     async def test_a_blob_referenced_again_within_the_grace_period_is_not_collected(self, catalog: Catalog) -> None:
         org, _project, _release = await seed(catalog)
         blob = StoredBlob(sha1(b"chunk"), 5, "f" * 32)
