@@ -29,6 +29,7 @@ from .config import (
     DEFAULT_PORT,
     LOG_LEVELS,
     MAX_FILE_SIZE,
+    MIN_BLOB_GRACE_SECONDS,
     RESOLVE_CACHE_SIZE,
     UPLOAD_MODES,
     Config,
@@ -88,6 +89,16 @@ def parse_seconds(text: str) -> float:
         seconds = -1.0
     if not 0 < seconds < 10**9:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return seconds
+
+
+def parse_grace_seconds(text: str) -> float:
+    seconds = parse_seconds(text)
+    if seconds < MIN_BLOB_GRACE_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too short: at least {MIN_BLOB_GRACE_SECONDS:g} seconds, or the collector "
+            "could delete an upload's object before its row commits"
+        )
     return seconds
 
 
@@ -346,11 +357,11 @@ def _add_serve(commands: Any, environ: Mapping[str, str]) -> _EnvDefault:
     )
     parser.add_argument(
         "--blob-grace-seconds",
-        type=parse_seconds,
-        default=env("BLOB_GRACE_SECONDS", parse_seconds, BLOB_GRACE_SECONDS),
+        type=parse_grace_seconds,
+        default=env("BLOB_GRACE_SECONDS", parse_grace_seconds, BLOB_GRACE_SECONDS),
         metavar="SECONDS",
-        help="PostgreSQL + S3: how long an unreferenced blob stays before the collector deletes it "
-        "(env RELSERVER_BLOB_GRACE_SECONDS; default %(default)s)",
+        help="PostgreSQL + S3: how long an unreferenced blob stays before the collector deletes it, "
+        f"at least {MIN_BLOB_GRACE_SECONDS:g} (env RELSERVER_BLOB_GRACE_SECONDS; default %(default)s)",
     )
     parser.add_argument(
         "--blob-redirect",

@@ -63,9 +63,18 @@ UPLOAD_MODES = ("artifact-bundles", "release-bundles", "legacy")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
-# Shared engines (DESIGN D10). How long an unreferenced blob stays before the collector
-# deletes it: see services/collector.py for where the hour comes from.
+# Shared engines (DESIGN D10). How long a blob stays after its last reference went before the
+# collector deletes it, and how old an object no row names must be before it counts as a
+# crash's leftover. It lets a download that read a row just before a delete finish, and it
+# must exceed the longest time between an upload's object write and its row's commit: S3
+# dates a multipart object from the upload's start, so that is the whole upload (a 2 GiB file
+# at 10 MiB/s: under 4 minutes). Sentry deletes unused file blobs only once they are a day
+# old; an hour holds the bytes far past any request here without letting a busy bucket grow
+# for a day.
 BLOB_GRACE_SECONDS = 3600.0
+# Below this the leftover sweep could take an upload's object before its row commits: the
+# 2 GiB upload above, with room to spare.
+MIN_BLOB_GRACE_SECONDS = 600.0
 # How long an assembly's lease lasts without renewal; a process killed mid-assembly hands its
 # task to another after this. sentry-cli's `--wait` polls for minutes, so 30 s costs little;
 # it must stay well above a renewal round trip (renewed every third of it).

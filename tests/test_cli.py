@@ -129,8 +129,8 @@ class TestConfiguration:
         }
         config = parse([], env)
         assert (config.blob_grace_seconds, config.blob_redirect, config.assemble_lease_seconds) == (600.0, True, 2.5)
-        config = parse(["--blob-grace-seconds", "60", "--assemble-lease-seconds", "10"], env)
-        assert (config.blob_grace_seconds, config.assemble_lease_seconds) == (60.0, 10.0)
+        config = parse(["--blob-grace-seconds", "900", "--assemble-lease-seconds", "10"], env)
+        assert (config.blob_grace_seconds, config.assemble_lease_seconds) == (900.0, 10.0)
 
     @pytest.mark.parametrize(("text", "size"), [("100", 100), ("1k", KiB), ("10MB", 10_000_000), ("2GiB", 2 * GiB)])
     def test_sizes_take_units(self, text: str, size: int) -> None:
@@ -144,6 +144,9 @@ class TestConfiguration:
             ([], {"RELSERVER_PORT": "x"}, "RELSERVER_PORT: not a port"),
             ([], {"RELSERVER_NO_FSYNC": "maybe"}, "RELSERVER_NO_FSYNC: not a boolean"),
             (["--blob-grace-seconds", "0"], {}, "not a number of seconds"),
+            # Shorter could let the collector take an upload's object before its row commits.
+            (["--blob-grace-seconds", "60"], {}, "'60' is too short: at least 600 seconds"),
+            ([], {"RELSERVER_BLOB_GRACE_SECONDS": "599"}, "RELSERVER_BLOB_GRACE_SECONDS: '599' is too short"),
             (["--assemble-lease-seconds", "soon"], {}, "not a number of seconds"),
         ],
     )

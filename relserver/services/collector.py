@@ -26,13 +26,8 @@ from ..storage.sql.dialect import ts
 
 log = logging.getLogger(__name__)
 
-# How long a blob stays after its last reference went (and how old an object no row names must
-# be before it counts as a crash's leftover). It must exceed the longest time between an
-# upload's object write and its row's commit (a 2 GiB file at 10 MiB/s: under 4 minutes), and
-# it lets a download that read a row just before a delete finish. Sentry deletes unused file
-# blobs only once they are a day old; an hour holds the bytes far past any request here
-# without letting a busy bucket grow for a day. `--blob-grace-seconds` sets it.
-BLOB_GRACE_SECONDS = 3600.0
+# The grace period (how long a blob stays after its last reference went): config.py's
+# BLOB_GRACE_SECONDS, with its floor.
 # How often each process looks for collectable blobs: one indexed query when there are none.
 COLLECT_INTERVAL_SECONDS = 60.0
 # Rows claimed per collector transaction (each is one DELETE; the objects go in one request).

@@ -110,8 +110,7 @@ class BlobRows:
         for batch in self.db.dialect.batches(sorted(set(candidates))):
             test, params = self.db.dialect.in_list("sha1", "sha1", batch)
             marked += await self.db.run(
-                f"UPDATE blobs SET unreferenced_at = :now WHERE {test} AND unreferenced_at IS NULL"
-                f" AND {_UNREFERENCED}",
+                f"UPDATE blobs SET unreferenced_at = :now WHERE {test} AND unreferenced_at IS NULL AND {_UNREFERENCED}",
                 {**params, "now": stamp},
             )
         return marked
