@@ -5,7 +5,6 @@ every use case that stores or frees blobs follows (DESIGN D10)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -15,7 +14,7 @@ from ..models import StoredBlob
 from ..storage.blobs import BlobStore, StagedBlob
 from ..storage.catalog import Catalog, WriteTx, rolled_back
 from .sourcemap_cache import SourceMapCaches
-from .upload_batch import UploadBatcher
+from .upload_batch import UploadBatcher, discard_objects
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class BlobWrites:
             # Best effort, as the upload is stored: an object no row names waits for the
             # collector's leftover sweep if this fails.
             async def discard_lost() -> None:
-                await discard_objects(self.backend, [b.name for b in lost])
+                await discard_objects(self.backend.blobstore, [b.name for b in lost])
 
             tx.after_commit(discard_lost)
         return stored
@@ -119,11 +118,5 @@ async def blob_writes(backend: Backend, items: Sequence[tuple[StagedBlob, Stored
         yield writes
     except BaseException as exc:
         if writes.early and not writes.committed and rolled_back(exc):
-            await discard_objects(backend, [b.name for b in writes.early])
+            await discard_objects(backend.blobstore, [b.name for b in writes.early])
         raise
-
-
-async def discard_objects(backend: Backend, names: list[str]) -> None:
-    """Best effort: objects no row names (the collector finds any left behind)."""
-    with contextlib.suppress(Exception):
-        await asyncio.shield(asyncio.to_thread(backend.blobstore.delete, names))

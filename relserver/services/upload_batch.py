@@ -21,6 +21,7 @@ duplicate one PUT and one DELETE.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -164,13 +165,14 @@ class UploadBatcher:
         raise AssertionError("unreachable")
 
     async def _discard(self, blobs: list[StoredBlob]) -> None:
-        """Objects no row names (best effort: the collector finds any left behind)."""
-        names = [b.name for b in blobs]
-        if names:
-            try:
-                await asyncio.to_thread(self._blobstore.delete, names)
-            except Exception:
-                return
+        if blobs:
+            await discard_objects(self._blobstore, [b.name for b in blobs])
+
+
+async def discard_objects(blobstore: BlobStore, names: list[str]) -> None:
+    """Best effort: objects no row names (the collector finds any left behind)."""
+    with contextlib.suppress(Exception):
+        await asyncio.shield(asyncio.to_thread(blobstore.delete, names))
 
 
 async def _commit_batch(tx: WriteTx, batch: list[PendingFile], early: Early | None) -> tuple[Outcome, list[StoredBlob]]:
