@@ -27,7 +27,7 @@ def run_admin_command(args: argparse.Namespace) -> int:
     config = Config(data_dir=args.data_dir, database_url=args.database_url, blob_url=args.blob_url)
     if args.command == "vacuum":
         _require_database(config)
-        return asyncio.run(_vacuum(config))
+        return asyncio.run(_vacuum(config.with_overrides(blob_grace_seconds=args.blob_grace_seconds)))
     if args.command == "check":
         _require_database(config)
         return asyncio.run(_check(config))

@@ -219,7 +219,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     return _build(environ)[0]
 
 
-def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, _EnvDefault]:
+def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, dict[str, _EnvDefault]]:
     parser = argparse.ArgumentParser(
         prog="relserver",
         description=(
@@ -254,6 +254,16 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, _EnvDef
         "lock, so it refuses while a server holds it (a temp file may be an upload in flight).",
     )
     _add_data_dir(vacuum)
+    vacuum_env = _EnvDefault(vacuum, environ, deferred=True)
+    vacuum.add_argument(
+        "--blob-grace-seconds",
+        type=parse_grace_seconds,
+        default=vacuum_env("BLOB_GRACE_SECONDS", parse_grace_seconds, BLOB_GRACE_SECONDS),
+        metavar="SECONDS",
+        help="PostgreSQL + S3: delete blobs unreferenced, and leftover objects written, longer ago than "
+        f"this, at least {MIN_BLOB_GRACE_SECONDS:g}; give the servers' value (env "
+        "RELSERVER_BLOB_GRACE_SECONDS; default %(default)s)",
+    )
     check = commands.add_parser(
         "check",
         help="check the data dir: database integrity, every row's blob present (read-only)",
@@ -274,7 +284,7 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, _EnvDef
     )
     add_resolve_arguments(resolve)
     _add_data_dir(resolve)
-    return parser, serve_env
+    return parser, {"serve": serve_env, "vacuum": vacuum_env}
 
 
 def _add_serve(commands: Any, environ: Mapping[str, str]) -> _EnvDefault:
@@ -476,10 +486,12 @@ def with_command(argv: Sequence[str]) -> list[str]:
 
 
 def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespace:
-    parser, serve_env = _build(environ)
+    parser, command_envs = _build(environ)
     args = parser.parse_args(with_command(argv))
-    if args.command == "serve" and serve_env.errors:
-        serve_env.parser.error(serve_env.errors[0])
+    # A bad variable of one command's own stops that command only.
+    command_env = command_envs.get(args.command)
+    if command_env is not None and command_env.errors:
+        command_env.parser.error(command_env.errors[0])
     return args
 
 

@@ -158,6 +158,24 @@ class TestConfiguration:
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
 
+    def test_vacuum_takes_the_grace_period_with_its_floor_and_a_bad_one_stops_vacuum_only(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        args = cli.parse_args(["vacuum", "--blob-grace-seconds", "900"], {})
+        assert args.blob_grace_seconds == 900.0
+        assert cli.parse_args(["vacuum"], {"RELSERVER_BLOB_GRACE_SECONDS": "1200"}).blob_grace_seconds == 1200.0
+        for argv, env in [
+            (["vacuum", "--blob-grace-seconds", "60"], {}),
+            (["vacuum"], {"RELSERVER_BLOB_GRACE_SECONDS": "60"}),
+        ]:
+            with pytest.raises(SystemExit) as exit_info:
+                cli.parse_args(argv, env)
+            assert exit_info.value.code == 2
+            assert "'60' is too short: at least 600 seconds" in capsys.readouterr().err
+        # Another command does not read the variable.
+        assert cli.main(["token", "list", "--data-dir", str(tmp_path)], {"RELSERVER_BLOB_GRACE_SECONDS": "60"}) == 1
+        assert "no relserver database" in capsys.readouterr().err
+
     def test_help_explains_every_flag_and_its_environment_variable(self, capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit):
             cli.main(["serve", "--help"], {})

@@ -325,15 +325,19 @@ async def test_vacuum_and_check_on_postgres_and_s3_speak_of_the_collector(
     await client.close()
     urls = ["--data-dir", str(shared.data_dir), "--database-url", pg_url, "--blob-url", str(shared.blob_url)]
 
-    def run(command: str) -> subprocess.CompletedProcess[str]:
+    def run(command: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "relserver", command, *urls], capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "relserver", command, *urls, *extra], capture_output=True, text=True, timeout=60
         )
 
     vacuum = await asyncio.to_thread(run, "vacuum")
     assert (vacuum.returncode, vacuum.stderr) == (0, ""), vacuum.stdout
     # The deleted file's blob is within its grace period: stamped, kept.
     assert "for the collector, which deleted 0 blob(s) unreferenced for over 3600 s" in vacuum.stdout
+    # The servers' own grace period, when they run with another one.
+    vacuum = await asyncio.to_thread(run, "vacuum", "--blob-grace-seconds", "600")
+    assert (vacuum.returncode, vacuum.stderr) == (0, ""), vacuum.stdout
+    assert "which deleted 0 blob(s) unreferenced for over 600 s" in vacuum.stdout
     check = await asyncio.to_thread(run, "check")
     assert check.returncode == 0, check.stdout
     assert "1 blobs (0 unreferenced in the blob store, deleted by the collector once older than 3600 s)" in check.stdout
