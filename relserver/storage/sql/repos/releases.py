@@ -117,8 +117,8 @@ class Releases:
         self, token_hash: str, org_ref: str, project_ref: str | None, version: str
     ) -> tuple[Token | None, ReleaseScope | None]:
         """The token a hash names and `scope(…)`, in one round trip: requests on a release's
-        paths (an upload above all) need both, and each round trip costs about as much of
-        this process's CPU as a small upload's own work on PostgreSQL."""
+        paths (an upload above all) need both, and on PostgreSQL a round trip costs this
+        process about 0.3 ms of CPU under load, a sixth of a small upload's."""
         query = _scope_query(self.db.dialect, org_ref, project_ref, version)
         if query is None:
             return await Tokens(self.db).get(token_hash), None
