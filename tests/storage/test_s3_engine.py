@@ -18,8 +18,9 @@ import pytest
 
 from relserver import cli
 from relserver.config import Config
+from relserver.models import StoredBlob
 from relserver.storage import blobs_for, describe_blobs
-from relserver.storage.blobs import BlobStoreUnavailable
+from relserver.storage.blobs import BlobStoreUnavailable, StagedBlob
 from relserver.storage.blobs.disk import DiskBlobStore
 from relserver.storage.blobs.s3_config import BlobUrl, S3Settings
 
@@ -236,7 +237,7 @@ def test_a_batch_of_uploads_with_one_failing_leaves_no_object_of_the_others(
 
     store = S3BlobStore(s3_blob_url, tmp_path / "tmp", s3_settings)
     store.prepare()
-    items = []
+    items: list[tuple[StagedBlob, StoredBlob]] = []
     for n in range(6):
         staged = store.stage()
         staged.write(b"chunk %d" % n)
@@ -246,7 +247,7 @@ def test_a_batch_of_uploads_with_one_failing_leaves_no_object_of_the_others(
         store.promote_many(items)
     assert list(store.iter_names()) == []
     # The same batch, whole, goes up.
-    again = []
+    again: list[tuple[StagedBlob, StoredBlob]] = []
     for n in range(2):
         staged = store.stage()
         staged.write(b"chunk %d" % n)
