@@ -58,7 +58,7 @@ system-deps:
 # PostgreSQL cluster and SeaweedFS server the suite starts).
 PG_SUITE := tests/test_upload.py tests/test_files_api.py tests/test_releases_api.py tests/test_releases.py \
 	tests/test_chunks.py tests/test_assembly.py tests/test_bundles_api.py tests/test_bundle_index.py tests/test_auth.py \
-	tests/test_release_commits.py tests/test_resolve_api.py tests/test_ui_security.py
+	tests/test_release_commits.py tests/test_resolve_api.py tests/test_ui_security.py tests/test_schema_fuzz.py
 
 # Two workers, one per core (pytest-xdist's default `load` scheduling: see pyproject.toml).
 PYTEST_WORKERS ?= -n 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -53,12 +54,7 @@ def config(tmp_path: Path, request: pytest.FixtureRequest) -> Config:
     blob_url = None
     if request.config.getoption("blob_store") == "s3":
         blob_url = request.getfixturevalue("s3_blob_url")
-        server: SeaweedServer = request.getfixturevalue("s3_server")
-        monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
-        for name in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN"):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in server.environ.items():
-            monkeypatch.setenv(name, value)
+        _use_s3_server(request.getfixturevalue("s3_server"), request.getfixturevalue("monkeypatch"))
     return Config(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -68,6 +64,37 @@ def config(tmp_path: Path, request: pytest.FixtureRequest) -> Config:
         write_batch_size=16 * KiB,
         fsync=False,
     )
+
+
+def _use_s3_server(server: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The S3 server's endpoint and credentials in AWS_*, and none of the developer's."""
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in server.environ.items():
+        monkeypatch.setenv(name, value)
+
+
+@contextlib.contextmanager
+def engines_of_the_run(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Config overrides that put a server on the run's engines (`--catalog`, `--blob-store`),
+    for fixtures that outlive one test: a database and a bucket prefix of their own."""
+    overrides: dict[str, Any] = {}
+    database: tuple[Cluster, str] | None = None
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        if request.config.getoption("catalog") == "postgres":
+            cluster: Cluster = request.getfixturevalue("pg_cluster")
+            database = cluster, cluster.new_database_name()
+            _in_own_loop(_admin(cluster, f"CREATE DATABASE {database[1]} TEMPLATE {TEMPLATE}"))
+            overrides["database_url"] = cluster.url(database[1])
+        if request.config.getoption("blob_store") == "s3":
+            server: SeaweedServer = request.getfixturevalue("s3_server")
+            _use_s3_server(server, monkeypatch)
+            overrides["blob_url"] = server.new_blob_url()
+        try:
+            yield overrides
+        finally:
+            if database is not None:
+                _in_own_loop(_admin(database[0], f"DROP DATABASE {database[1]} WITH (FORCE)"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, settings
 from relserver.testing import RelServer
 
 from .bundle_helpers import make_bundle, zip_path
+from .conftest import engines_of_the_run
 from .fuzz_schema import Seed, relserver_openapi
 from .sentry_shape import sentry_shape_problem
 
@@ -67,8 +68,8 @@ def _assemble(server: RelServer, bundle: bytes, version: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_server() -> Iterator[RelServer]:
-    with RelServer() as server:
+def fuzz_server(request: pytest.FixtureRequest) -> Iterator[RelServer]:
+    with engines_of_the_run(request) as engines, RelServer(**engines) as server:
         server.create_release("1.0")
         server.create_release("doomed")
         server.upload_file("1.0", "~/app.js", b"function a(){}\n", headers=["Sourcemap: app.js.map"])
