@@ -79,22 +79,14 @@ def engines_of_the_run(request: pytest.FixtureRequest) -> Iterator[dict[str, Any
     """Config overrides that put a server on the run's engines (`--catalog`, `--blob-store`),
     for fixtures that outlive one test: a database and a bucket prefix of their own."""
     overrides: dict[str, Any] = {}
-    database: tuple[Cluster, str] | None = None
-    with pytest.MonkeyPatch.context() as monkeypatch:
+    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.ExitStack() as stack:
         if request.config.getoption("catalog") == "postgres":
-            cluster: Cluster = request.getfixturevalue("pg_cluster")
-            database = cluster, cluster.new_database_name()
-            _in_own_loop(_admin(cluster, f"CREATE DATABASE {database[1]} TEMPLATE {TEMPLATE}"))
-            overrides["database_url"] = cluster.url(database[1])
+            overrides["database_url"] = stack.enter_context(fresh_database(request.getfixturevalue("pg_cluster")))
         if request.config.getoption("blob_store") == "s3":
             server: SeaweedServer = request.getfixturevalue("s3_server")
             _use_s3_server(server, monkeypatch)
             overrides["blob_url"] = server.new_blob_url()
-        try:
-            yield overrides
-        finally:
-            if database is not None:
-                _in_own_loop(_admin(database[0], f"DROP DATABASE {database[1]} WITH (FORCE)"))
+        yield overrides
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -367,10 +359,19 @@ async def _migrated_template(cluster: Cluster) -> None:
 @pytest.fixture
 def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     """A fresh, migrated database of the session's cluster."""
-    name = pg_cluster.new_database_name()
-    _in_own_loop(_admin(pg_cluster, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-    yield pg_cluster.url(name)
-    _in_own_loop(_admin(pg_cluster, f"DROP DATABASE {name} WITH (FORCE)"))
+    with fresh_database(pg_cluster) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_database(cluster: Cluster) -> Iterator[str]:
+    """A migrated database copied from the template, dropped afterwards; its URL."""
+    name = cluster.new_database_name()
+    _in_own_loop(_admin(cluster, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    try:
+        yield cluster.url(name)
+    finally:
+        _in_own_loop(_admin(cluster, f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 async def _admin(cluster: Cluster, statement: str) -> None:
