@@ -5,7 +5,8 @@ commit leaves in the bucket).
 On PostgreSQL + S3 no use case deletes a blob itself: it stamps the blob row
 `unreferenced_at` in the transaction that removed its last reference. Every process runs the
 collector every `COLLECT_INTERVAL_SECONDS`. Each pass claims stamped rows older than the grace
-period with `FOR UPDATE SKIP LOCKED` (so processes never collect the same rows twice, and a row
+period (`--blob-grace-seconds`; `config.BLOB_GRACE_SECONDS` says where its value and floor come
+from) with `FOR UPDATE SKIP LOCKED` (so processes never collect the same rows twice, and a row
 an upload is re-referencing right now is skipped), re-checks in that transaction that nothing
 references them and that nobody re-referenced them meanwhile, deletes the rows, commits, and
 only then deletes their objects. Listing the whole bucket for leftovers is costlier, so one
@@ -26,8 +27,6 @@ from ..storage.sql.dialect import ts
 
 log = logging.getLogger(__name__)
 
-# The grace period (how long a blob stays after its last reference went): config.py's
-# BLOB_GRACE_SECONDS, with its floor.
 # How often each process looks for collectable blobs: one indexed query when there are none.
 COLLECT_INTERVAL_SECONDS = 60.0
 # Rows claimed per collector transaction (each is one DELETE; the objects go in one request).
