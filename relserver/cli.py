@@ -255,14 +255,10 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, dict[st
     )
     _add_data_dir(vacuum)
     vacuum_env = _EnvDefault(vacuum, environ, deferred=True)
-    vacuum.add_argument(
-        "--blob-grace-seconds",
-        type=parse_grace_seconds,
-        default=vacuum_env("BLOB_GRACE_SECONDS", parse_grace_seconds, BLOB_GRACE_SECONDS),
-        metavar="SECONDS",
-        help="PostgreSQL + S3: delete blobs unreferenced, and leftover objects written, longer ago than "
-        f"this, at least {MIN_BLOB_GRACE_SECONDS:g}; give the servers' value (env "
-        "RELSERVER_BLOB_GRACE_SECONDS; default %(default)s)",
+    _add_blob_grace(
+        vacuum,
+        vacuum_env,
+        "delete blobs unreferenced, and leftover objects written, longer ago than this; give the servers' value",
     )
     check = commands.add_parser(
         "check",
@@ -285,6 +281,18 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, dict[st
     add_resolve_arguments(resolve)
     _add_data_dir(resolve)
     return parser, {"serve": serve_env, "vacuum": vacuum_env}
+
+
+def _add_blob_grace(parser: argparse.ArgumentParser, env: _EnvDefault, what: str) -> None:
+    """`--blob-grace-seconds`, for serve and for vacuum (which should be given the servers' value)."""
+    parser.add_argument(
+        "--blob-grace-seconds",
+        type=parse_grace_seconds,
+        default=env("BLOB_GRACE_SECONDS", parse_grace_seconds, BLOB_GRACE_SECONDS),
+        metavar="SECONDS",
+        help=f"PostgreSQL + S3: {what}, at least {MIN_BLOB_GRACE_SECONDS:g} "
+        "(env RELSERVER_BLOB_GRACE_SECONDS; default %(default)s)",
+    )
 
 
 def _add_serve(commands: Any, environ: Mapping[str, str]) -> _EnvDefault:
@@ -365,14 +373,7 @@ def _add_serve(commands: Any, environ: Mapping[str, str]) -> _EnvDefault:
         metavar="SIZE",
         help="chunk size advertised to clients, a power of two (env RELSERVER_CHUNK_SIZE; default 8MiB, Sentry's)",
     )
-    parser.add_argument(
-        "--blob-grace-seconds",
-        type=parse_grace_seconds,
-        default=env("BLOB_GRACE_SECONDS", parse_grace_seconds, BLOB_GRACE_SECONDS),
-        metavar="SECONDS",
-        help="PostgreSQL + S3: how long an unreferenced blob stays before the collector deletes it, "
-        f"at least {MIN_BLOB_GRACE_SECONDS:g} (env RELSERVER_BLOB_GRACE_SECONDS; default %(default)s)",
-    )
+    _add_blob_grace(parser, env, "how long an unreferenced blob stays before the collector deletes it")
     parser.add_argument(
         "--blob-redirect",
         action="store_true",
