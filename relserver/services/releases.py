@@ -38,7 +38,7 @@ async def create_release(
     """Get or create, link projects, set commits; True when created or newly linked (201,
     else 208). An existing release takes a `status` that differs (organization_releases.py).
     Refs naming unknown repositories are Sentry's 400, raised once the rest is stored.
-    `ON CONFLICT DO NOTHING` decides which of two concurrent creates made it, so a plain
+    The INSERT's `ON CONFLICT` decides which of two concurrent creates made it, so a plain
     create needs no lock across processes on a shared catalog; one that sets commits
     (which replaces the release's list) stays serialized."""
     async with backend.catalog.write(serialized=commits is not None and commits.given) as tx:

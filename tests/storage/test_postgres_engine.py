@@ -169,10 +169,11 @@ async def test_a_connection_given_back_holding_an_advisory_lock_is_reset_and_oth
 
 
 async def test_a_release_create_racing_its_delete_on_another_process_creates_or_finds_it(pg_url: str) -> None:
-    """A create's INSERT … ON CONFLICT DO NOTHING may meet a row that another process deletes
-    before the create reads it back, and its link may meet a release deleted since: the create
-    then makes the release anew, never an assertion or a foreign-key error (a 500)."""
-    creator, deleter = PostgresCatalog(pg_url, pool_size=2), PostgresCatalog(pg_url, pool_size=2)
+    """A create that meets a row another process is deleting, or deletes before the create has
+    read it back and linked it, either keeps the row or makes it anew after the delete: never
+    an assertion, a ReleaseGone or a foreign-key error (a 500). Four creators make a create
+    lose that race several times in a row when it reads the row back unlocked and retries."""
+    creator, deleter = PostgresCatalog(pg_url, pool_size=4), PostgresCatalog(pg_url, pool_size=2)
     await creator.open()
     await deleter.open()
     try:
@@ -203,12 +204,70 @@ async def test_a_release_create_racing_its_delete_on_another_process_creates_or_
             stop.set()
             return deleted
 
-        creates = asyncio.gather(create(), create())
+        creates = asyncio.gather(*(create() for _ in range(4)))
         deleted = await delete()
         made = sum(await creates)
         assert deleted > 10 and made >= deleted  # the race ran, both sides often
     finally:
         await creator.close()
+        await deleter.close()
+
+
+async def test_a_release_an_upload_found_live_keeps_its_rows_until_the_upload_commits(pg_url: str) -> None:
+    """An upload batch looks its release up, then in its transaction checks the release is
+    still there and adds its dist. A delete on another process after that check would make
+    the dist's INSERT a foreign-key error (a retry), or, cascading to an existing dist between
+    its INSERT … ON CONFLICT DO NOTHING and its read back, fail an assertion (a 500): the check
+    keeps the release, so the delete waits for the commit."""
+    uploader, deleter = PostgresCatalog(pg_url, pool_size=4), PostgresCatalog(pg_url, pool_size=2)
+    await uploader.open()
+    await deleter.open()
+    stamp = "2026-01-01T00:00:00Z"
+    try:
+        async with deleter.write() as tx:
+            org = await tx.organizations.ensure("acme")
+        stop = asyncio.Event()
+
+        async def make() -> None:
+            async with deleter.write() as wtx:
+                release, _ = await wtx.releases.get_or_create(
+                    org.id, "1.0", ref=None, url=None, user_agent=None, date_released=None
+                )
+                await wtx.files.ensure_dist(release.id, "d1", stamp)
+
+        async def upload() -> int:
+            added = 0
+            while not stop.is_set():
+                async with uploader.read() as rtx:
+                    release = await rtx.releases.get(org.id, "1.0")
+                if release is None:
+                    await asyncio.sleep(0)
+                    continue
+                async with uploader.write(serialized=False) as wtx:
+                    if await wtx.releases.existing([release.id]):
+                        await wtx.files.ensure_dist(release.id, "d1", stamp)
+                        added += 1
+            return added
+
+        async def delete() -> int:
+            deleted = 0
+            for _ in range(300):
+                async with deleter.write() as wtx:
+                    release = await wtx.releases.get(org.id, "1.0")
+                    if release is not None:
+                        await wtx.releases.delete(release.id)
+                        deleted += 1
+                await make()
+            stop.set()
+            return deleted
+
+        await make()
+        uploads = asyncio.gather(*(upload() for _ in range(4)))
+        deleted = await delete()
+        added = sum(await uploads)
+        assert deleted == 300 and added > 10  # the race ran, both sides often
+    finally:
+        await uploader.close()
         await deleter.close()
 
 

@@ -79,9 +79,10 @@ class Dialect:
     # Appended to a SELECT that claims rows for this transaction: PostgreSQL locks them and
     # skips rows another transaction holds; SQLite's single writer needs nothing.
     skip_locked: str = ""
-    # Appended to a SELECT of a row this transaction goes on to reference (link to, update):
-    # PostgreSQL keeps another transaction from deleting it until this one ends, where a
-    # lock-free write runs beside deletes; SQLite's single writer needs nothing.
+    # Appended to a SELECT of rows this transaction goes on to reference (add rows under):
+    # PostgreSQL keeps another transaction from deleting them, and so the rows under them,
+    # until this one ends, where a lock-free write runs beside deletes; SQLite's single writer
+    # needs nothing.
     keep_referenced: str = ""
     name_search: NameSearch | None = None
 

@@ -62,11 +62,6 @@ def _scope_from(row: Row | None, project_ref: str | None) -> ReleaseScope | None
     return ReleaseScope(organization_from(row, "o_"), project, release_from(row, "r_"), bool(row["linked"]))
 
 
-# How often a create reads back a release another process deleted in between before giving up:
-# each miss means a delete committed, so more than a few means something else is wrong.
-GET_OR_CREATE_ATTEMPTS = 5
-
-
 class ReleaseGone(Exception):
     """The release was deleted between the caller's lookup and this transaction."""
 
@@ -168,9 +163,9 @@ class Releases:
         """The release, and True when it was created (an existing one keeps its values);
         `semver` is what its version parses into (None: parsed later, at start-up).
 
-        The row read back is kept from deletion until the transaction ends, so links and
-        updates that follow find it. A row that the INSERT found but another process deleted
-        before the read is made anew (the create came after that delete)."""
+        The row is kept from deletion until the transaction ends, so the links and updates
+        that follow find it; a create racing a delete on another process either finds the
+        row before the delete or makes it anew after it."""
         params = {
             "org": organization_id,
             "version": version,
@@ -180,19 +175,22 @@ class Releases:
             "now": ts(utcnow()),
             "date_released": ts(date_released),
         }
-        for _ in range(GET_OR_CREATE_ATTEMPTS):
-            created = await self.db.run(
-                "INSERT INTO releases (organization_id, version, ref, url, user_agent, date_created, date_released)"
-                " VALUES (:org, :version, :ref, :url, :user_agent, :now, :date_released) ON CONFLICT DO NOTHING",
-                params,
-            )
-            row = await self.db.row(
-                f"{_RELEASE} WHERE r.organization_id = :org AND r.version = :version{self.db.dialect.keep_referenced}",
-                {"org": organization_id, "version": version},
-            )
-            if row is not None:
-                break
-        else:
+        # ON CONFLICT DO UPDATE, where DO NOTHING would not, locks the row it meets (PostgreSQL
+        # takes the lock of an update of `ref`, a non-key column, so references to the release
+        # still go on beside it); WHERE 1 = 0 leaves the row as it is. A row being deleted by
+        # another transaction makes PostgreSQL retry the insert, so the row read next is there
+        # until this transaction ends. SQLite's single writer needs no lock.
+        created = await self.db.run(
+            "INSERT INTO releases (organization_id, version, ref, url, user_agent, date_created, date_released)"
+            " VALUES (:org, :version, :ref, :url, :user_agent, :now, :date_released)"
+            " ON CONFLICT (organization_id, version) DO UPDATE SET ref = releases.ref WHERE 1 = 0",
+            params,
+        )
+        row = await self.db.row(
+            f"{_RELEASE} WHERE r.organization_id = :org AND r.version = :version",
+            {"org": organization_id, "version": version},
+        )
+        if row is None:  # cannot happen while the row is locked; a 404 rather than a 500 if it does
             raise ReleaseGone(version)
         release = release_from(row)
         if created:
@@ -384,11 +382,13 @@ class Releases:
         await self.db.run("DELETE FROM releases WHERE id = :id", {"id": release_id})
 
     async def existing(self, release_ids: Iterable[int]) -> set[int]:
-        """Which of these releases still exist (callers looked them up before this transaction)."""
+        """Which of these releases still exist (callers looked them up before this transaction);
+        those found stay, with what is under them, until the transaction ends."""
         found: set[int] = set()
-        for batch in self.db.dialect.batches(release_ids):
+        keep = self.db.dialect.keep_referenced
+        for batch in self.db.dialect.batches(sorted(set(release_ids))):
             test, params = self.db.dialect.in_list("id", "id", batch)
-            found.update(r["id"] for r in await self.db.rows(f"SELECT id FROM releases WHERE {test}", params))
+            found.update(r["id"] for r in await self.db.rows(f"SELECT id FROM releases WHERE {test}{keep}", params))
         return found
 
     async def require(self, release_id: int) -> None:
