@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -168,6 +169,29 @@ async def test_a_connection_given_back_holding_an_advisory_lock_is_reset_and_oth
         await catalog.close()
 
 
+async def delete_release_rounds(
+    deleter: PostgresCatalog,
+    organization_id: int,
+    stop: asyncio.Event,
+    *,
+    then: Callable[[], Awaitable[None]] | None = None,
+    rounds: int = 300,
+) -> int:
+    """Delete release "1.0" if it is there, then run `then`, `rounds` times in one process's
+    transactions; set `stop` and say how many deletes found the release."""
+    deleted = 0
+    for _ in range(rounds):
+        async with deleter.write() as wtx:
+            release = await wtx.releases.get(organization_id, "1.0")
+            if release is not None:
+                await wtx.releases.delete(release.id)
+                deleted += 1
+        if then is not None:
+            await then()
+    stop.set()
+    return deleted
+
+
 async def test_a_release_create_racing_its_delete_on_another_process_creates_or_finds_it(pg_url: str) -> None:
     """A create that meets a row another process is deleting, or deletes before the create has
     read it back and linked it, either keeps the row or makes it anew after the delete: never
@@ -193,19 +217,8 @@ async def test_a_release_create_racing_its_delete_on_another_process_creates_or_
                 made += created
             return made
 
-        async def delete() -> int:
-            deleted = 0
-            for _ in range(300):
-                async with deleter.write() as wtx:
-                    release = await wtx.releases.get(org.id, "1.0")
-                    if release is not None:
-                        await wtx.releases.delete(release.id)
-                        deleted += 1
-            stop.set()
-            return deleted
-
         creates = asyncio.gather(*(create() for _ in range(4)))
-        deleted = await delete()
+        deleted = await delete_release_rounds(deleter, org.id, stop)
         made = sum(await creates)
         assert deleted > 10 and made >= deleted  # the race ran, both sides often
     finally:
@@ -249,21 +262,9 @@ async def test_a_release_an_upload_found_live_keeps_its_rows_until_the_upload_co
                         added += 1
             return added
 
-        async def delete() -> int:
-            deleted = 0
-            for _ in range(300):
-                async with deleter.write() as wtx:
-                    release = await wtx.releases.get(org.id, "1.0")
-                    if release is not None:
-                        await wtx.releases.delete(release.id)
-                        deleted += 1
-                await make()
-            stop.set()
-            return deleted
-
         await make()
         uploads = asyncio.gather(*(upload() for _ in range(4)))
-        deleted = await delete()
+        deleted = await delete_release_rounds(deleter, org.id, stop, then=make)
         added = sum(await uploads)
         assert deleted == 300 and added > 10  # the race ran, both sides often
     finally:
